@@ -1,0 +1,91 @@
+#pragma once
+// HotTier: the in-memory working set of a store — unit-length embeddings in 64-byte aligned rows,
+// with the per-memory facts that store, eviction and search need.
+//
+// Rows live in fixed-size chunks that never move once allocated (row pointers stay valid until
+// the slot is freed); each row's stride is padded to 16 floats (one 64-byte cache line), so every
+// row starts on a cache-line boundary. Chunks come from mimalloc (engine/pool.hpp), never from a
+// replaced global allocator. Freed slots are zeroed and reused.
+//
+// Thread safety: const methods may run concurrently with each other; mutation needs exclusive
+// access (the owner serialises writers against readers).
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace engram::engine {
+
+struct SlotInfo {
+    std::string id;
+    float activation = 0.0F; // store-time activation
+    float confidence = 0.0F; // encoding confidence
+    double occurred_at = 0.0;
+    bool live = false;
+};
+
+struct Match {
+    std::uint32_t slot = 0;
+    float score = 0.0F;
+};
+
+class HotTier {
+public:
+    static constexpr std::size_t kChunkRows = 1024;
+    static constexpr std::size_t kAlign = 64;
+
+    explicit HotTier(std::size_t dim);
+    ~HotTier();
+    HotTier(const HotTier&) = delete;
+    HotTier& operator=(const HotTier&) = delete;
+
+    std::size_t dim() const noexcept { return dim_; }
+    std::size_t stride() const noexcept { return stride_; }
+    std::size_t count() const noexcept { return index_.size(); }
+    // Slots allocated so far (live or free); rows [0, slots()) are addressable.
+    std::size_t slots() const noexcept { return infos_.size(); }
+
+    // Inserts a unit-length embedding (dim floats) for an id that is not present; returns its slot.
+    std::uint32_t insert(std::string_view id, const float* unit, float activation, float confidence,
+                         double occurred_at);
+    // Removes an id; false when absent.
+    bool remove(std::string_view id);
+    // Replaces the embedding and facts of a present id; false when absent.
+    bool update(std::string_view id, const float* unit, float confidence, double occurred_at);
+    std::optional<std::uint32_t> find(std::string_view id) const;
+
+    const float* row(std::uint32_t slot) const noexcept {
+        return chunks_[slot / kChunkRows] + (slot % kChunkRows) * stride_;
+    }
+    const SlotInfo& info(std::uint32_t slot) const noexcept { return infos_[slot]; }
+
+    // The memory eviction would remove: lowest store-time activation, ties to the smallest id.
+    std::optional<std::uint32_t> eviction_candidate() const;
+    // Best cosine match (ties to the smallest id), or nullopt when empty.
+    std::optional<Match> best_match(const float* unit) const;
+    // Up to k live slots with score >= threshold, best first (ties: smallest id). k = 0 → none.
+    std::vector<Match> top_k(const float* unit, std::size_t k, float threshold) const;
+    // Scores every allocated slot (free slots score 0) into out[0, slots()).
+    void score_all(const float* unit, float* out) const;
+
+private:
+    float* mutable_row(std::uint32_t slot) noexcept {
+        return chunks_[slot / kChunkRows] + (slot % kChunkRows) * stride_;
+    }
+    std::uint32_t allocate_slot();
+
+    std::size_t dim_;
+    std::size_t stride_;
+    std::vector<float*> chunks_;
+    std::vector<SlotInfo> infos_;
+    std::vector<std::uint32_t> free_;
+    std::unordered_map<std::string, std::uint32_t> index_;
+    std::set<std::pair<float, std::string>> by_activation_;
+};
+
+} // namespace engram::engine

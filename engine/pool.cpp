@@ -1,0 +1,82 @@
+#include "engine/pool.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+namespace engram::engine {
+namespace {
+
+struct Mimalloc {
+    void* (*zalloc_aligned)(std::size_t, std::size_t) = nullptr;
+    void (*free)(void*) = nullptr;
+    int (*version)() = nullptr;
+    char name[64] = "libc (mimalloc not found)";
+
+    Mimalloc() {
+        // RTLD_LOCAL: nothing else in the process can bind to this copy's malloc/new.
+        void* h = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+        if (h == nullptr) {
+            return;
+        }
+        auto* za =
+            reinterpret_cast<void* (*)(std::size_t, std::size_t)>(dlsym(h, "mi_zalloc_aligned"));
+        auto* fr = reinterpret_cast<void (*)(void*)>(dlsym(h, "mi_free"));
+        auto* ver = reinterpret_cast<int (*)()>(dlsym(h, "mi_version"));
+        if (za == nullptr || fr == nullptr) {
+            return; // the handle stays open: harmless, and the library may still be in use
+        }
+        zalloc_aligned = za;
+        free = fr;
+        version = ver;
+        const int v = ver != nullptr ? ver() : 0;
+        std::snprintf(name, sizeof name, "mimalloc %d.%d.%d", v / 100, v / 10 % 10, v % 10);
+    }
+};
+
+const Mimalloc& mimalloc() {
+    static const Mimalloc m;
+    return m;
+}
+
+} // namespace
+
+void* aligned_zalloc(std::size_t bytes, std::size_t align) {
+    const Mimalloc& m = mimalloc();
+    void* p = nullptr;
+    if (m.zalloc_aligned != nullptr) {
+        p = m.zalloc_aligned(bytes, align);
+    } else {
+        const std::size_t rounded = (bytes + align - 1) / align * align;
+        p = std::aligned_alloc(align, rounded);
+        if (p != nullptr) {
+            std::memset(p, 0, rounded);
+        }
+    }
+    if (p == nullptr) {
+        throw std::bad_alloc();
+    }
+    return p;
+}
+
+void aligned_free(void* p) noexcept {
+    if (p == nullptr) {
+        return;
+    }
+    const Mimalloc& m = mimalloc();
+    if (m.free != nullptr) {
+        m.free(p);
+    } else {
+        std::free(p);
+    }
+}
+
+const char* allocator_name() noexcept {
+    return mimalloc().name;
+}
+
+} // namespace engram::engine

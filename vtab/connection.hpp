@@ -1,0 +1,28 @@
+#pragma once
+// ConnectionContext: what the extension keeps per SQLite connection — the engram tables this
+// connection has connected, by name, so that table-valued functions naming a store can find it.
+// Created in sqlite3_engram_init, destroyed with the connection (module destructor).
+#include <map>
+#include <memory>
+#include <string>
+
+#include "engine/core/status.hpp"
+#include "vtab/sqlite.hpp"
+#include "vtab/store_handle.hpp"
+
+namespace engram::vtab {
+
+struct ConnectionContext {
+    sqlite3* db = nullptr;
+    // lower-case table name → store (filled by xCreate/xConnect, emptied by xDisconnect/xDestroy)
+    std::map<std::string, std::shared_ptr<SharedStore>> stores;
+};
+
+std::string lower(std::string s);
+
+// The store behind an engram table named `name` ("mem" or "schema.mem"). When this connection
+// has not connected the table yet, preparing a statement on it makes SQLite do so.
+// Fails with a message naming `name` when there is no such engram table.
+Result<std::shared_ptr<SharedStore>> resolve_store(ConnectionContext* ctx, const std::string& name);
+
+} // namespace engram::vtab

@@ -1,0 +1,363 @@
+#include "vtab/store_handle.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <unordered_map>
+
+#include "engine/core/time.hpp"
+#include "engine/simd/kernels.hpp"
+#include "storage/codec.hpp"
+
+namespace engram::vtab {
+namespace {
+
+constexpr std::size_t kMaxBatchReports = 10000;
+
+std::mutex& registry_mutex() {
+    static std::mutex m;
+    return m;
+}
+std::map<std::string, std::weak_ptr<SharedStore>>& registry() {
+    static std::map<std::string, std::weak_ptr<SharedStore>> r;
+    return r;
+}
+
+std::vector<float> unit_vector(const std::vector<float>& v) {
+    std::vector<float> u(v);
+    engine::simd::kernels().normalize(u.data(), u.size());
+    return u;
+}
+
+} // namespace
+
+std::string store_key(const StoreOptions& options) {
+    if (options.in_memory) {
+        return "memory:" + options.path;
+    }
+    std::error_code ec;
+    auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(options.path, ec), ec);
+    return ec ? options.path : p.string();
+}
+
+SharedStore::SharedStore(const StoreOptions& options)
+    : options_(options), memory_(std::make_unique<engine::MemoryEngine>(options.memory)) {}
+
+SharedStore::~SharedStore() {
+    // Called with registry_mutex() held by release (see acquire's deleter).
+    db_.reset();
+    if (dropped_ && !options_.in_memory) {
+        storage::Store::destroy(options_.path).message(); // best effort: the table is gone
+        std::error_code ec;
+        std::filesystem::remove_all(options_.path, ec);
+    }
+}
+
+Result<std::shared_ptr<SharedStore>> SharedStore::acquire(const StoreOptions& options) {
+    ENGRAM_TRY(options.memory.validate());
+    const std::string key = store_key(options);
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    if (auto it = registry().find(key); it != registry().end()) {
+        if (auto existing = it->second.lock()) {
+            if (existing->options_.memory.dim != options.memory.dim) {
+                return Status::invalid(
+                    "engram store '" + options.path +
+                    "' has dim=" + std::to_string(existing->options_.memory.dim) +
+                    ", but the table declares dim=" + std::to_string(options.memory.dim));
+            }
+            return existing;
+        }
+    }
+    std::unique_ptr<SharedStore> fresh(new SharedStore(options)); // private constructor
+    auto opened = storage::Store::open(options.path, options.in_memory);
+    if (!opened) {
+        return opened.status();
+    }
+    fresh->db_ = std::move(opened.value());
+    ENGRAM_TRY(fresh->check_and_persist_options());
+    ENGRAM_TRY(fresh->load());
+    // The deleter takes the registry lock so that closing and re-opening the same path never race.
+    std::shared_ptr<SharedStore> shared(fresh.release(), [key](SharedStore* s) {
+        std::lock_guard<std::mutex> guard(registry_mutex());
+        if (auto it = registry().find(key); it != registry().end() && it->second.expired()) {
+            registry().erase(it);
+        }
+        delete s; // owned here since acquire released it to this shared_ptr
+    });
+    registry()[key] = shared;
+    return shared;
+}
+
+Status SharedStore::check_and_persist_options() {
+    auto format = db_->get_meta("format");
+    if (!format) {
+        return format.status();
+    }
+    auto dim = db_->get_meta("dim");
+    if (!dim) {
+        return dim.status();
+    }
+    if (format->has_value() && **format != "1") {
+        return Status::corruption("engram store '" + options_.path + "' has format " + **format +
+                                  ", this build reads format 1");
+    }
+    if (dim->has_value() && **dim != std::to_string(options_.memory.dim)) {
+        return Status::invalid(
+            "engram store '" + options_.path + "' was created with dim=" + **dim +
+            ", but the table declares dim=" + std::to_string(options_.memory.dim));
+    }
+    storage::Batch b = db_->batch();
+    b.put_meta("format", "1");
+    b.put_meta("dim", std::to_string(options_.memory.dim));
+    b.put_meta("capacity", std::to_string(options_.memory.capacity));
+    b.put_meta("m", std::to_string(options_.m));
+    b.put_meta("ef_construction", std::to_string(options_.ef_construction));
+    b.put_meta("ef_search", std::to_string(options_.ef_search));
+    return db_->write(b, storage::SyncMode::kFull);
+}
+
+Status SharedStore::load() {
+    cold_ = 0;
+    auto cursor = db_->episodes();
+    for (cursor->seek_first(); cursor->valid(); cursor->next()) {
+        auto rec = storage::decode_record(cursor->id(), cursor->value());
+        if (!rec) {
+            return rec.status();
+        }
+        if (rec->tier == engine::Tier::kCold) {
+            ++cold_;
+            continue;
+        }
+        const engine::Episode& e = rec->episode;
+        if (e.embedding.size() != options_.memory.dim) {
+            return Status::corruption(
+                "episode '" + e.id + "' has " + std::to_string(e.embedding.size()) +
+                " dimensions, the store has " + std::to_string(options_.memory.dim));
+        }
+        const auto unit = unit_vector(e.embedding);
+        memory_->restore(e.id, unit.data(), rec->activation, e.confidence, e.occurred_at);
+    }
+    return cursor->status();
+}
+
+Result<bool> SharedStore::exists(const std::string& id) {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return exists_locked(id);
+}
+
+Result<bool> SharedStore::exists_locked(const std::string& id) const {
+    if (memory_->hot().find(id)) {
+        return true;
+    }
+    std::string value;
+    Status s = db_->get_episode(id, &value);
+    if (s.is_ok()) {
+        return true;
+    }
+    if (s.code() == Code::kNotFound) {
+        return false;
+    }
+    return s;
+}
+
+Status SharedStore::commit(const std::vector<PendingOp>& ops) {
+    if (ops.empty()) {
+        return Status::ok();
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+
+    // Final state of every id the batch touches: a record, or nullopt for "deleted".
+    std::unordered_map<std::string, std::optional<engine::EpisodeRecord>> touched;
+    auto load_record = [&](const std::string& id) -> Result<std::optional<engine::EpisodeRecord>> {
+        if (auto it = touched.find(id); it != touched.end()) {
+            return it->second;
+        }
+        std::string value;
+        Status s = db_->get_episode(id, &value);
+        if (s.code() == Code::kNotFound) {
+            return std::optional<engine::EpisodeRecord>();
+        }
+        ENGRAM_TRY(s);
+        auto rec = storage::decode_record(id, value);
+        if (!rec) {
+            return rec.status();
+        }
+        return std::optional<engine::EpisodeRecord>(std::move(rec.value()));
+    };
+
+    // Pass 1: check ids against the committed state (another connection may have committed the
+    // same id since this transaction queued it). Nothing is modified yet.
+    {
+        std::unordered_map<std::string, bool> present;
+        for (const PendingOp& op : ops) {
+            auto it = present.find(op.id);
+            bool here = false;
+            if (it != present.end()) {
+                here = it->second;
+            } else {
+                auto e = exists_locked(op.id);
+                if (!e) {
+                    return e.status();
+                }
+                here = e.value();
+            }
+            switch (op.kind) {
+            case PendingOp::Kind::kInsert:
+                if (here && !op.replace) {
+                    return Status::exists("duplicate id '" + op.id + "': already stored");
+                }
+                present[op.id] = true;
+                break;
+            case PendingOp::Kind::kUpdate:
+                present[op.id] = here;
+                break;
+            case PendingOp::Kind::kDelete:
+                present[op.id] = false;
+                break;
+            }
+        }
+    }
+
+    // Pass 2: apply in order to the engine, collecting the records to write.
+    BatchReport report;
+    report.simd = engine::simd::kernels().name;
+    const double stored_at = engine::now_seconds();
+    std::size_t cold = cold_;
+    Status failed;
+    auto remove_existing = [&](const std::string& id) -> Status {
+        auto rec = load_record(id);
+        if (!rec) {
+            return rec.status();
+        }
+        if (rec->has_value()) {
+            if ((*rec)->tier == engine::Tier::kCold) {
+                --cold;
+            } else {
+                memory_->hot().remove(id);
+            }
+        }
+        touched[id] = std::nullopt;
+        return Status::ok();
+    };
+    for (const PendingOp& op : ops) {
+        if (op.kind == PendingOp::Kind::kDelete) {
+            failed = remove_existing(op.id);
+            if (!failed) {
+                break;
+            }
+            ++report.deleted;
+            continue;
+        }
+        if (op.kind == PendingOp::Kind::kUpdate) {
+            auto rec = load_record(op.id);
+            if (!rec) {
+                failed = rec.status();
+                break;
+            }
+            if (!rec->has_value()) {
+                continue; // deleted by another connection meanwhile: nothing to update
+            }
+            engine::EpisodeRecord r = std::move(**rec);
+            r.episode = op.episode;
+            if (r.tier == engine::Tier::kHot) {
+                const auto unit = unit_vector(r.episode.embedding);
+                memory_->hot().update(op.id, unit.data(), static_cast<float>(r.episode.confidence),
+                                      r.episode.occurred_at);
+            }
+            touched[op.id] = std::move(r);
+            ++report.updated;
+            continue;
+        }
+        if (op.replace) {
+            failed = remove_existing(op.id);
+            if (!failed) {
+                break;
+            }
+        }
+        const auto unit = unit_vector(op.episode.embedding);
+        const engine::StoreOutcome out = memory_->store(
+            op.id, unit.data(), engine::Confidence(op.episode.confidence), op.episode.occurred_at);
+        ++report.size;
+        report.peak_pressure = std::max(report.peak_pressure, out.pressure);
+        report.successful += out.activation.successful() ? 1 : 0;
+        report.degraded += out.activation.degraded() ? 1 : 0;
+        if (!out.evicted_id.empty()) {
+            auto victim = load_record(out.evicted_id);
+            if (!victim) {
+                failed = victim.status();
+                break;
+            }
+            if (victim->has_value()) {
+                (*victim)->tier = engine::Tier::kCold;
+                touched[out.evicted_id] = std::move(*victim);
+                ++cold;
+            }
+            ++report.evicted;
+        }
+        if (out.kind == engine::StoreKind::kSkipped) {
+            ++report.deduplicated;
+            continue;
+        }
+        if (out.kind == engine::StoreKind::kReplaced) {
+            ++report.deduplicated;
+            touched[out.duplicate_of] = std::nullopt;
+        }
+        engine::EpisodeRecord r;
+        r.episode = op.episode;
+        r.activation = out.activation.value();
+        r.tier = engine::Tier::kHot;
+        r.stored_at = stored_at;
+        touched[op.id] = std::move(r);
+    }
+
+    if (failed.is_ok()) {
+        storage::Batch batch = db_->batch();
+        for (const auto& [id, rec] : touched) {
+            if (rec) {
+                batch.put_episode(id, storage::encode_record(*rec));
+            } else {
+                batch.delete_episode(id);
+            }
+        }
+        failed = db_->write(batch, options_.sync);
+    }
+    if (!failed.is_ok()) {
+        // The engine already holds part of the batch: rebuild it from what is committed.
+        memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
+        Status reload = load();
+        if (!reload.is_ok()) {
+            return Status(failed.code(), failed.message() + "; reloading the store also failed: " +
+                                             reload.message());
+        }
+        return failed;
+    }
+    cold_ = cold;
+    report.ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard<std::mutex> g(batches_mutex_);
+    report.seq = ++batch_seq_;
+    batches_.push_back(std::move(report));
+    if (batches_.size() > kMaxBatchReports) {
+        batches_.pop_front();
+    }
+    return Status::ok();
+}
+
+StoreStats SharedStore::stats() {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    StoreStats s;
+    s.hot = memory_->hot().count();
+    s.cold = cold_;
+    s.pressure = memory_->pressure();
+    std::lock_guard<std::mutex> g(batches_mutex_);
+    s.batches = batch_seq_;
+    return s;
+}
+
+std::vector<BatchReport> SharedStore::batches() {
+    std::lock_guard<std::mutex> g(batches_mutex_);
+    return {batches_.begin(), batches_.end()};
+}
+
+} // namespace engram::vtab
