@@ -243,7 +243,8 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
             o->in_memory = true;
             char buf[64];
             std::snprintf(buf, sizeof buf, "%p", static_cast<void*>(db));
-            o->path = std::string(buf) + "/" + schema + "." + table;
+            // A name in the store's private in-memory file system (which wants absolute paths).
+            o->path = "/engram-memory/" + std::string(buf) + "/" + schema + "." + table;
         } else {
             o->path = std::string(file) + "-" + table + ".engram";
         }
