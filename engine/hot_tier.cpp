@@ -41,6 +41,7 @@ std::uint32_t HotTier::insert(std::string_view id, const float* unit, float acti
     std::memcpy(r, unit, dim_ * sizeof(float));
     SlotInfo& info = infos_[s];
     info.id.assign(id);
+    info.serial = next_serial_++;
     info.activation = activation;
     info.confidence = confidence;
     info.occurred_at = occurred_at;

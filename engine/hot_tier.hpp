@@ -23,6 +23,7 @@ namespace engram::engine {
 
 struct SlotInfo {
     std::string id;
+    std::uint64_t serial = 0;  // unique per stored memory in this tier's lifetime (never reused)
     float activation = 0.0F; // store-time activation
     float confidence = 0.0F; // encoding confidence
     double occurred_at = 0.0;
@@ -84,6 +85,7 @@ private:
     std::vector<float*> chunks_;
     std::vector<SlotInfo> infos_;
     std::vector<std::uint32_t> free_;
+    std::uint64_t next_serial_ = 1;
     std::unordered_map<std::string, std::uint32_t> index_;
     std::set<std::pair<float, std::string>> by_activation_;
 };

@@ -5,10 +5,17 @@
 // The engine holds no episode text: only what the semantics need (unit embeddings, store-time
 // activation, encoding confidence, time). The caller persists full records.
 //
+// Duplicate scoring is canonical: candidates are screened with any kernel at a slightly lower
+// threshold (kScreenSlack), then every candidate's cosine is recomputed with the one `dot`
+// kernel, and only that score is compared with the threshold. Sequential store() and the batch
+// engine (engine/batch) therefore agree exactly, whichever kernels screened the candidates.
+//
 // Thread safety: not internally synchronised; the owner serialises calls.
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/core/confidence.hpp"
 #include "engine/core/status.hpp"
@@ -29,6 +36,9 @@ struct MemoryConfig {
     [[nodiscard]] Status validate() const;
 };
 
+// Screening margin below the threshold: far above any kernel's rounding difference (~1e-6).
+inline constexpr float kScreenSlack = 1e-3F;
+
 enum class StoreKind { kStored, kReplaced, kSkipped };
 
 struct StoreOutcome {
@@ -39,20 +49,33 @@ struct StoreOutcome {
     std::string duplicate_of; // existing memory matched by deduplication (replaced or kept)
 };
 
+// A hot memory that an episode duplicates, with its canonical score.
+struct Duplicate {
+    std::uint32_t slot = 0;
+    float score = 0.0F;
+};
+
 class MemoryEngine {
 public:
     explicit MemoryEngine(const MemoryConfig& config);
 
     const MemoryConfig& config() const noexcept { return config_; }
-    void set_capacity(std::size_t capacity) noexcept { config_.capacity = capacity; }
-    void set_dedup_threshold(std::optional<double> t) noexcept { config_.dedup_threshold = t; }
     HotTier& hot() noexcept { return hot_; }
     const HotTier& hot() const noexcept { return hot_; }
     double pressure() const noexcept;
 
+    // Canonical cosine of a unit vector with a hot slot.
+    float score(const float* unit, std::uint32_t slot) const noexcept;
+    // The best hot memory with canonical score >= the dedup threshold (ties: smallest id), or
+    // nullopt (also when deduplication is off).
+    std::optional<Duplicate> find_duplicate(const float* unit) const;
+
     // Stores one episode whose id is not in the hot tier. `unit` is its L2-normalised embedding.
     StoreOutcome store(const std::string& id, const float* unit, Confidence encoding,
                        double occurred_at);
+    // store() with the duplicate already found (the batch engine's entry point).
+    StoreOutcome store_resolved(const std::string& id, const float* unit, Confidence encoding,
+                                double occurred_at, std::optional<Duplicate> dup);
     // Puts a memory back in the hot tier as it was (rebuilding from storage); no semantics applied.
     void restore(const std::string& id, const float* unit, double activation, double confidence,
                  double occurred_at);

@@ -5,6 +5,10 @@
 #include <map>
 #include <unordered_map>
 
+#include <tbb/parallel_for.h>
+
+#include "engine/batch/batch_store.hpp"
+#include "engine/batch/executor.hpp"
 #include "engine/core/time.hpp"
 #include "engine/simd/kernels.hpp"
 #include "storage/codec.hpp"
@@ -219,7 +223,24 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         }
     }
 
-    // Pass 2: apply in order to the engine, collecting the records to write.
+    // Pass 2: normalise every embedding, in parallel (each op writes its own row).
+    const std::size_t dim = options_.memory.dim;
+    const std::size_t stride = memory_->hot().stride();
+    std::vector<float> units(ops.size() * stride, 0.0F);
+    tbb::task_arena& arena = engine::default_arena();
+    arena.execute([&] {
+        tbb::parallel_for(std::size_t{0}, ops.size(), [&](std::size_t i) {
+            if (ops[i].kind == PendingOp::Kind::kDelete) {
+                return;
+            }
+            float* u = &units[i * stride];
+            std::copy_n(ops[i].episode.embedding.data(), dim, u);
+            engine::simd::kernels().normalize(u, dim);
+        });
+    });
+
+    // Pass 3: apply in order to the engine, collecting the records to write. Runs of plain
+    // inserts go through the batch engine (parallel screening, sequential resolution).
     BatchReport report;
     report.simd = engine::simd::kernels().name;
     const double stored_at = engine::now_seconds();
@@ -240,44 +261,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         touched[id] = std::nullopt;
         return Status::ok();
     };
-    for (const PendingOp& op : ops) {
-        if (op.kind == PendingOp::Kind::kDelete) {
-            failed = remove_existing(op.id);
-            if (!failed) {
-                break;
-            }
-            ++report.deleted;
-            continue;
-        }
-        if (op.kind == PendingOp::Kind::kUpdate) {
-            auto rec = load_record(op.id);
-            if (!rec) {
-                failed = rec.status();
-                break;
-            }
-            if (!rec->has_value()) {
-                continue; // deleted by another connection meanwhile: nothing to update
-            }
-            engine::EpisodeRecord r = std::move(**rec);
-            r.episode = op.episode;
-            if (r.tier == engine::Tier::kHot) {
-                const auto unit = unit_vector(r.episode.embedding);
-                memory_->hot().update(op.id, unit.data(), static_cast<float>(r.episode.confidence),
-                                      r.episode.occurred_at);
-            }
-            touched[op.id] = std::move(r);
-            ++report.updated;
-            continue;
-        }
-        if (op.replace) {
-            failed = remove_existing(op.id);
-            if (!failed) {
-                break;
-            }
-        }
-        const auto unit = unit_vector(op.episode.embedding);
-        const engine::StoreOutcome out = memory_->store(
-            op.id, unit.data(), engine::Confidence(op.episode.confidence), op.episode.occurred_at);
+    auto record_outcome = [&](const PendingOp& op, const engine::StoreOutcome& out) -> Status {
         ++report.size;
         report.peak_pressure = std::max(report.peak_pressure, out.pressure);
         report.successful += out.activation.successful() ? 1 : 0;
@@ -285,8 +269,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         if (!out.evicted_id.empty()) {
             auto victim = load_record(out.evicted_id);
             if (!victim) {
-                failed = victim.status();
-                break;
+                return victim.status();
             }
             if (victim->has_value()) {
                 (*victim)->tier = engine::Tier::kCold;
@@ -297,7 +280,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         }
         if (out.kind == engine::StoreKind::kSkipped) {
             ++report.deduplicated;
-            continue;
+            return Status::ok();
         }
         if (out.kind == engine::StoreKind::kReplaced) {
             ++report.deduplicated;
@@ -309,15 +292,84 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         r.tier = engine::Tier::kHot;
         r.stored_at = stored_at;
         touched[op.id] = std::move(r);
+        return Status::ok();
+    };
+    for (std::size_t i = 0; i < ops.size() && failed.is_ok();) {
+        const PendingOp& op = ops[i];
+        if (op.kind == PendingOp::Kind::kDelete) {
+            failed = remove_existing(op.id);
+            ++report.deleted;
+            ++i;
+            continue;
+        }
+        if (op.kind == PendingOp::Kind::kUpdate) {
+            auto rec = load_record(op.id);
+            if (!rec) {
+                failed = rec.status();
+                break;
+            }
+            ++i;
+            if (!rec->has_value()) {
+                continue; // deleted by another connection meanwhile: nothing to update
+            }
+            engine::EpisodeRecord r = std::move(**rec);
+            r.episode = op.episode;
+            if (r.tier == engine::Tier::kHot) {
+                memory_->hot().update(op.id, &units[(i - 1) * stride],
+                                      static_cast<float>(r.episode.confidence),
+                                      r.episode.occurred_at);
+            }
+            touched[op.id] = std::move(r);
+            ++report.updated;
+            continue;
+        }
+        if (op.replace) {
+            failed = remove_existing(op.id);
+            if (!failed.is_ok()) {
+                break;
+            }
+            const engine::StoreOutcome out =
+                memory_->store(op.id, &units[i * stride], engine::Confidence(op.episode.confidence),
+                               op.episode.occurred_at);
+            failed = record_outcome(op, out);
+            ++i;
+            continue;
+        }
+        // A run of plain inserts [i, j).
+        std::size_t j = i;
+        std::vector<engine::BatchItem> items;
+        while (j < ops.size() && ops[j].kind == PendingOp::Kind::kInsert && !ops[j].replace) {
+            items.push_back({&ops[j].id, ops[j].episode.confidence, ops[j].episode.occurred_at});
+            ++j;
+        }
+        const auto outs = engine::store_batch(*memory_, items, &units[i * stride], stride, arena);
+        for (std::size_t k = 0; k < outs.size() && failed.is_ok(); ++k) {
+            failed = record_outcome(ops[i + k], outs[k]);
+        }
+        i = j;
     }
 
     if (failed.is_ok()) {
+        // Encode the records in parallel, then write them as one atomic batch.
+        std::vector<const std::pair<const std::string, std::optional<engine::EpisodeRecord>>*> all;
+        all.reserve(touched.size());
+        for (const auto& entry : touched) {
+            all.push_back(&entry);
+        }
+        std::vector<std::string> encoded(all.size());
+        arena.execute([&] {
+            tbb::parallel_for(std::size_t{0}, all.size(), [&](std::size_t i) {
+                if (all[i]->second) {
+                    encoded[i] = storage::encode_record(*all[i]->second);
+                }
+            });
+        });
         storage::Batch batch = db_->batch();
-        for (const auto& [id, rec] : touched) {
-            if (rec) {
-                batch.put_episode(id, storage::encode_record(*rec));
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            if (all[i]->second) {
+                batch.put_episode(all[i]->first, encoded[i]);
             } else {
-                batch.delete_episode(id);
+                batch.delete_episode(all[i]->first);
             }
         }
         failed = db_->write(batch, options_.sync);
