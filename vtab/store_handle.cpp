@@ -5,8 +5,6 @@
 #include <map>
 #include <unordered_map>
 
-#include <tbb/parallel_for.h>
-
 #include "engine/batch/batch_store.hpp"
 #include "engine/batch/executor.hpp"
 #include "engine/core/time.hpp"
@@ -228,15 +226,13 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     const std::size_t stride = memory_->hot().stride();
     std::vector<float> units(ops.size() * stride, 0.0F);
     tbb::task_arena& arena = engine::default_arena();
-    arena.execute([&] {
-        tbb::parallel_for(std::size_t{0}, ops.size(), [&](std::size_t i) {
-            if (ops[i].kind == PendingOp::Kind::kDelete) {
-                return;
-            }
-            float* u = &units[i * stride];
-            std::copy_n(ops[i].episode.embedding.data(), dim, u);
-            engine::simd::kernels().normalize(u, dim);
-        });
+    engine::parallel_indices(arena, ops.size(), [&](std::size_t i) {
+        if (ops[i].kind == PendingOp::Kind::kDelete) {
+            return;
+        }
+        float* u = &units[i * stride];
+        std::copy_n(ops[i].episode.embedding.data(), dim, u);
+        engine::simd::kernels().normalize(u, dim);
     });
 
     // Pass 3: apply in order to the engine, collecting the records to write. Runs of plain
@@ -357,12 +353,10 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
             all.push_back(&entry);
         }
         std::vector<std::string> encoded(all.size());
-        arena.execute([&] {
-            tbb::parallel_for(std::size_t{0}, all.size(), [&](std::size_t i) {
-                if (all[i]->second) {
-                    encoded[i] = storage::encode_record(*all[i]->second);
-                }
-            });
+        engine::parallel_indices(arena, all.size(), [&](std::size_t i) {
+            if (all[i]->second) {
+                encoded[i] = storage::encode_record(*all[i]->second);
+            }
         });
         storage::Batch batch = db_->batch();
         for (std::size_t i = 0; i < all.size(); ++i) {

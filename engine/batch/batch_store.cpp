@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "engine/batch/executor.hpp"
 #include "engine/simd/kernels.hpp"
 
 namespace engram::engine {
@@ -50,55 +51,52 @@ std::vector<StoreOutcome> store_batch(MemoryEngine& memory, std::span<const Batc
     std::vector<std::vector<BatchCandidate>> batch_cands(n);
     const std::size_t blocks = (n + kBlock - 1) / kBlock;
     const std::size_t slots = hot.slots();
-    arena.execute([&] {
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks), [&](const auto& range) {
-            std::vector<float> scores;
-            for (std::size_t b = range.begin(); b != range.end(); ++b) {
-                const std::size_t i0 = b * kBlock;
-                const std::size_t ni = std::min(kBlock, n - i0);
-                const float* q = units + i0 * stride;
-                // against the hot tier as it was before the batch, chunk by chunk
-                for (std::size_t c0 = 0; c0 < slots; c0 += HotTier::kChunkRows) {
-                    const std::size_t nr = std::min(HotTier::kChunkRows, slots - c0);
-                    scores.resize(ni * nr);
-                    const auto first = static_cast<std::uint32_t>(c0);
-                    k.dot_block(q, stride, ni, hot.row(first), hot.stride(), nr, dim,
-                                scores.data());
-                    for (std::size_t a = 0; a < ni; ++a) {
-                        for (std::size_t r = 0; r < nr; ++r) {
-                            const auto slot = static_cast<std::uint32_t>(c0 + r);
-                            if (!(scores[a * nr + r] >= screen) || !hot.info(slot).live) {
-                                continue;
-                            }
-                            const float exact =
-                                std::clamp(k.dot(q + a * stride, hot.row(slot), dim), -1.0F, 1.0F);
-                            if (exact >= threshold) {
-                                hot_cands[i0 + a].push_back({slot, hot.info(slot).serial, exact});
-                            }
+    parallel_ranges(arena, blocks, 1, [&](const tbb::blocked_range<std::size_t>& range) {
+        std::vector<float> scores;
+        for (std::size_t b = range.begin(); b != range.end(); ++b) {
+            const std::size_t i0 = b * kBlock;
+            const std::size_t ni = std::min(kBlock, n - i0);
+            const float* q = units + i0 * stride;
+            // against the hot tier as it was before the batch, chunk by chunk
+            for (std::size_t c0 = 0; c0 < slots; c0 += HotTier::kChunkRows) {
+                const std::size_t nr = std::min(HotTier::kChunkRows, slots - c0);
+                scores.resize(ni * nr);
+                const auto first = static_cast<std::uint32_t>(c0);
+                k.dot_block(q, stride, ni, hot.row(first), hot.stride(), nr, dim, scores.data());
+                for (std::size_t a = 0; a < ni; ++a) {
+                    for (std::size_t r = 0; r < nr; ++r) {
+                        const auto slot = static_cast<std::uint32_t>(c0 + r);
+                        if (!(scores[a * nr + r] >= screen) || !hot.info(slot).live) {
+                            continue;
                         }
-                    }
-                }
-                // against earlier episodes of the batch (blocks up to and including this one)
-                for (std::size_t j0 = 0; j0 <= i0; j0 += kBlock) {
-                    const std::size_t nj = std::min(kBlock, n - j0);
-                    scores.resize(ni * nj);
-                    k.dot_block(q, stride, ni, units + j0 * stride, stride, nj, dim, scores.data());
-                    for (std::size_t a = 0; a < ni; ++a) {
-                        for (std::size_t r = 0; r < nj && j0 + r < i0 + a; ++r) {
-                            if (!(scores[a * nj + r] >= screen)) {
-                                continue;
-                            }
-                            const float exact = std::clamp(
-                                k.dot(q + a * stride, units + (j0 + r) * stride, dim), -1.0F, 1.0F);
-                            if (exact >= threshold) {
-                                batch_cands[i0 + a].push_back(
-                                    {static_cast<std::uint32_t>(j0 + r), exact});
-                            }
+                        const float exact =
+                            std::clamp(k.dot(q + a * stride, hot.row(slot), dim), -1.0F, 1.0F);
+                        if (exact >= threshold) {
+                            hot_cands[i0 + a].push_back({slot, hot.info(slot).serial, exact});
                         }
                     }
                 }
             }
-        });
+            // against earlier episodes of the batch (blocks up to and including this one)
+            for (std::size_t j0 = 0; j0 <= i0; j0 += kBlock) {
+                const std::size_t nj = std::min(kBlock, n - j0);
+                scores.resize(ni * nj);
+                k.dot_block(q, stride, ni, units + j0 * stride, stride, nj, dim, scores.data());
+                for (std::size_t a = 0; a < ni; ++a) {
+                    for (std::size_t r = 0; r < nj && j0 + r < i0 + a; ++r) {
+                        if (!(scores[a * nj + r] >= screen)) {
+                            continue;
+                        }
+                        const float exact = std::clamp(
+                            k.dot(q + a * stride, units + (j0 + r) * stride, dim), -1.0F, 1.0F);
+                        if (exact >= threshold) {
+                            batch_cands[i0 + a].push_back(
+                                {static_cast<std::uint32_t>(j0 + r), exact});
+                        }
+                    }
+                }
+            }
+        }
     });
 
     // 2. Resolution, in input order.

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The ThreadSanitizer target (ctest label tsan): builds the unit tests with -fsanitize=thread in
+# a separate build directory and runs every test that exercises parallel code. Only Debian's
+# uninstrumented oneTBB and RocksDB are suppressed (tests/tsan/tsan.supp), never Engram's code.
+# Usage: run.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$(cd "$1" && pwd)
+build=$2
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENGRAM_TSAN=ON \
+      -DENGRAM_BENCH=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target engram_unit_tests >/dev/null
+export TSAN_OPTIONS="suppressions=$src/tests/tsan/tsan.supp halt_on_error=1 second_deadlock_stack=1"
+# Parallel code: the batch store, the HNSW index, recall and spreading batches.
+filter='*BatchStore*:*Hnsw*:*Concurrent*:*Batch*:*Parallel*'
+"$build/tests/engram_unit_tests" --gtest_filter="$filter" --gtest_brief=1
