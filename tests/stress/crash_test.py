@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Crash safety: a child process commits batches in a loop and is killed with SIGKILL at random
+moments; after each kill the store is reopened and checked:
+  - every batch the child reported as committed (COMMIT returned) is there, whole;
+  - no batch is partly there (a batch is all of its rows or none of them);
+  - only the batch in flight at the kill may be there without having been reported;
+  - the engine's view (engram_stats) agrees with the stored rows.
+Usage: crash_test.py BUILD/engram KILLS [SEED]
+"""
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ext, kills = sys.argv[1], int(sys.argv[2])
+seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+ROWS = 100
+DIM = 32
+
+CHILD = r'''
+import sqlite3, sys
+ext, path, rows, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+db = sqlite3.connect(path, isolation_level=None)
+db.enable_load_extension(True); db.load_extension(ext)
+db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS mem USING engram(dim={dim}, dedup=off, sync=full)")
+b = db.execute("SELECT coalesce(max(CAST(substr(id, 2, instr(id, '-') - 2) AS INTEGER)), 0) FROM mem").fetchone()[0]
+while True:
+    b += 1
+    db.execute("BEGIN")
+    db.execute(f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                   INSERT INTO mem(id, what, embedding)
+                   SELECT 'b{b}-' || i, 'batch {b}', engram_random_vector({dim}, {b} * 100000 + i) FROM n""")
+    if b > 1:
+        db.execute(f"UPDATE mem SET what = 'updated by {b}' WHERE id = 'b{b - 1}-1'")
+    db.execute("COMMIT")
+    print(b, flush=True)
+'''
+
+
+def connect(path):
+    db = sqlite3.connect(path, isolation_level=None)
+    db.enable_load_extension(True)
+    db.load_extension(ext)
+    return db
+
+
+rng = random.Random(seed)
+failures = 0
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "crash.db")
+    reported = set()
+    for k in range(kills):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, ext, path, str(ROWS), str(DIM)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.15, 0.6))
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate()
+        if "Error" in err:
+            print(f"kill {k}: child failed: {err.strip()}")
+            failures += 1
+            break
+        reported.update(int(x) for x in out.split())
+        db = connect(path)
+        counts = dict(db.execute(
+            "SELECT CAST(substr(id, 2, instr(id, '-') - 2) AS INTEGER) AS b, count(*) "
+            "FROM mem GROUP BY b").fetchall())
+        total = db.execute("SELECT count(*) FROM mem").fetchone()[0]
+        episodes, hot = db.execute("SELECT episodes, hot FROM engram_stats('mem')").fetchone()
+        db.close()
+        problems = []
+        for b, c in counts.items():
+            if c != ROWS:
+                problems.append(f"batch {b} is partial: {c} of {ROWS} rows")
+        for b in reported:
+            if counts.get(b) != ROWS:
+                problems.append(f"committed batch {b} is missing")
+        unreported = sorted(set(counts) - reported)
+        if len(unreported) > 1 or (unreported and unreported[0] != max(reported | {0}) + 1):
+            problems.append(f"unreported batches present: {unreported}")
+        if not (episodes == total == hot):
+            problems.append(f"engine sees {episodes} episodes ({hot} hot), store has {total} rows")
+        reported.update(unreported)  # the in-flight batch did commit: it must stay
+        if problems:
+            failures += 1
+            print(f"kill {k}: " + "; ".join(problems))
+    print(f"{kills} kills, {len(reported)} batches committed and verified")
+print(f"{kills - failures} passed, {failures} failed")
+sys.exit(1 if failures else 0)
