@@ -61,19 +61,30 @@ private:
 } // namespace
 
 std::string encode_record(const engine::EpisodeRecord& r) {
-    const engine::Episode& e = r.episode;
+    return encode_record(r.episode, r.activation, r.tier, r.stored_at);
+}
+
+std::string encode_record(const engine::Episode& e, double activation, engine::Tier tier,
+                          double stored_at) {
+    std::string out = encode_header(e, activation, tier, stored_at);
+    out.append(reinterpret_cast<const char*>(e.embedding.data()),
+               e.embedding.size() * sizeof(float));
+    return out;
+}
+
+std::string encode_header(const engine::Episode& e, double activation, engine::Tier tier,
+                          double stored_at) {
     std::string out;
-    out.reserve(64 + e.what.size() + e.location.size() + e.metadata.size() +
-                e.embedding.size() * sizeof(float));
+    out.reserve(80 + e.what.size() + e.location.size() + e.metadata.size());
     Writer w(&out);
     w.pod(kRecordVersion);
     w.pod(e.occurred_at);
     w.pod(e.confidence);
     w.pod(e.vividness);
     w.pod(e.reliability);
-    w.pod(r.activation);
-    w.pod(r.stored_at);
-    w.pod(static_cast<std::uint8_t>(r.tier));
+    w.pod(activation);
+    w.pod(stored_at);
+    w.pod(static_cast<std::uint8_t>(tier));
     w.str(e.what);
     w.str(e.location);
     w.pod(static_cast<std::uint32_t>(e.who.size()));
@@ -82,8 +93,6 @@ std::string encode_record(const engine::EpisodeRecord& r) {
     }
     w.str(e.metadata);
     w.pod(static_cast<std::uint32_t>(e.embedding.size()));
-    out.append(reinterpret_cast<const char*>(e.embedding.data()),
-               e.embedding.size() * sizeof(float));
     return out;
 }
 

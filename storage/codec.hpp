@@ -17,6 +17,12 @@ namespace engram::storage {
 inline constexpr unsigned char kRecordVersion = 1;
 
 std::string encode_record(const engine::EpisodeRecord& record);
+std::string encode_record(const engine::Episode& episode, double activation, engine::Tier tier,
+                          double stored_at);
+// Everything before the embedding's floats: a record is encode_header(...) followed by the
+// raw float32 bytes of episode.embedding (lets writers avoid copying the embedding twice).
+std::string encode_header(const engine::Episode& episode, double activation, engine::Tier tier,
+                          double stored_at);
 // `id` is the key the value was stored under; it becomes record.episode.id.
 Result<engine::EpisodeRecord> decode_record(std::string_view id, std::string_view bytes);
 

@@ -2,7 +2,9 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <vector>
@@ -35,7 +37,8 @@ Status from_rocksdb(const rocksdb::Status& s, std::string_view context) {
     return Status::internal(std::move(msg));
 }
 
-Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}
+Batch::Batch(std::size_t reserved_bytes)
+    : wb_(std::make_unique<rocksdb::WriteBatch>(reserved_bytes)) {}
 Batch::~Batch() = default;
 Batch::Batch(Batch&&) noexcept = default;
 Batch& Batch::operator=(Batch&&) noexcept = default;
@@ -43,6 +46,15 @@ Batch& Batch::operator=(Batch&&) noexcept = default;
 void Batch::put_episode(std::string_view id, std::string_view value) {
     wb_->Put(store_->episodes_, rocksdb::Slice(id.data(), id.size()),
              rocksdb::Slice(value.data(), value.size()));
+}
+void Batch::put_episode(std::string_view id, std::string_view head, std::string_view tail) {
+    const rocksdb::Slice key(id.data(), id.size());
+    const rocksdb::Slice parts[2] = {rocksdb::Slice(head.data(), head.size()),
+                                     rocksdb::Slice(tail.data(), tail.size())};
+    wb_->Put(store_->episodes_, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
+}
+void Batch::clear() {
+    wb_->Clear();
 }
 void Batch::delete_episode(std::string_view id) {
     wb_->Delete(store_->episodes_, rocksdb::Slice(id.data(), id.size()));
@@ -53,6 +65,9 @@ void Batch::put_meta(std::string_view key, std::string_view value) {
 }
 std::size_t Batch::size() const {
     return static_cast<std::size_t>(wb_->Count());
+}
+std::size_t Batch::byte_size() const {
+    return wb_->GetDataSize();
 }
 
 EpisodeCursor::EpisodeCursor(std::unique_ptr<rocksdb::Iterator> it) : it_(std::move(it)) {}
@@ -157,8 +172,8 @@ Result<std::optional<std::string>> Store::get_meta(std::string_view key) const {
     return std::optional<std::string>(std::move(value));
 }
 
-Batch Store::batch() const {
-    Batch b;
+Batch Store::batch(std::size_t reserved_bytes) const {
+    Batch b(reserved_bytes);
     b.store_ = this;
     return b;
 }

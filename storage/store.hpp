@@ -39,7 +39,7 @@ class Store;
 
 class Batch {
 public:
-    Batch();
+    explicit Batch(std::size_t reserved_bytes = 0);
     ~Batch();
     Batch(Batch&&) noexcept;
     Batch& operator=(Batch&&) noexcept;
@@ -47,9 +47,14 @@ public:
     Batch& operator=(const Batch&) = delete;
 
     void put_episode(std::string_view id, std::string_view value);
+    // Puts value = head + tail without concatenating them first.
+    void put_episode(std::string_view id, std::string_view head, std::string_view tail);
+    // Empties the batch, keeping its buffer for reuse.
+    void clear();
     void delete_episode(std::string_view id);
     void put_meta(std::string_view key, std::string_view value);
     std::size_t size() const;
+    std::size_t byte_size() const;
 
 private:
     friend class Store;
@@ -91,7 +96,8 @@ public:
     // NotFound when absent.
     Status get_episode(std::string_view id, std::string* value) const;
     Result<std::optional<std::string>> get_meta(std::string_view key) const;
-    Batch batch() const;
+    // A batch for this store; reserved_bytes pre-sizes its buffer (avoids regrowth copies).
+    Batch batch(std::size_t reserved_bytes = 0) const;
     Status write(Batch& batch, SyncMode sync);
     std::unique_ptr<EpisodeCursor> episodes() const;
 

@@ -1,8 +1,10 @@
 #include "vtab/store_handle.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <string_view>
 #include <unordered_map>
 
 #include "engine/batch/batch_store.hpp"
@@ -15,6 +17,8 @@ namespace engram::vtab {
 namespace {
 
 constexpr std::size_t kMaxBatchReports = 10000;
+// Write-batch buffers up to this size are kept for the next commit.
+constexpr std::size_t kKeepBatchBytes = 256U << 20;
 
 std::mutex& registry_mutex() {
     static std::mutex m;
@@ -169,29 +173,53 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     const auto t0 = std::chrono::steady_clock::now();
     std::unique_lock<std::shared_mutex> lock(mutex_);
 
-    // Final state of every id the batch touches: a record, or nullopt for "deleted".
-    std::unordered_map<std::string, std::optional<engine::EpisodeRecord>> touched;
-    auto load_record = [&](const std::string& id) -> Result<std::optional<engine::EpisodeRecord>> {
+    // Final state of every id the batch touches. Records are not copied: `episode` points into
+    // `ops` or into `loaded` (records read back from storage); nullptr means "deleted".
+    struct Final {
+        const engine::Episode* episode = nullptr;
+        double activation = 0.0;
+        engine::Tier tier = engine::Tier::kHot;
+        double stored_at = 0.0;
+    };
+    std::unordered_map<std::string_view, Final> touched;
+    std::deque<engine::EpisodeRecord> loaded;
+    // The current state of `id`: nullopt when it is not stored.
+    auto current = [&](std::string_view id) -> Result<std::optional<Final>> {
         if (auto it = touched.find(id); it != touched.end()) {
-            return it->second;
+            return it->second.episode == nullptr ? std::optional<Final>()
+                                                 : std::optional<Final>(it->second);
         }
         std::string value;
         Status s = db_->get_episode(id, &value);
         if (s.code() == Code::kNotFound) {
-            return std::optional<engine::EpisodeRecord>();
+            return std::optional<Final>();
         }
         ENGRAM_TRY(s);
         auto rec = storage::decode_record(id, value);
         if (!rec) {
             return rec.status();
         }
-        return std::optional<engine::EpisodeRecord>(std::move(rec.value()));
+        loaded.push_back(std::move(rec.value()));
+        const engine::EpisodeRecord& r = loaded.back();
+        return std::optional<Final>(Final{&r.episode, r.activation, r.tier, r.stored_at});
+    };
+    // Map keys must outlive the map: ids of ops and of loaded records do.
+    auto key_of = [&](const std::string& id) -> std::string_view {
+        if (auto it = touched.find(id); it != touched.end()) {
+            return it->first;
+        }
+        for (auto it = loaded.rbegin(); it != loaded.rend(); ++it) {
+            if (it->episode.id == id) {
+                return it->episode.id;
+            }
+        }
+        return {};
     };
 
     // Pass 1: check ids against the committed state (another connection may have committed the
     // same id since this transaction queued it). Nothing is modified yet.
     {
-        std::unordered_map<std::string, bool> present;
+        std::unordered_map<std::string_view, bool> present;
         for (const PendingOp& op : ops) {
             auto it = present.find(op.id);
             bool here = false;
@@ -224,14 +252,20 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     // Pass 2: normalise every embedding, in parallel (each op writes its own row).
     const std::size_t dim = options_.memory.dim;
     const std::size_t stride = memory_->hot().stride();
-    std::vector<float> units(ops.size() * stride, 0.0F);
+    // Reused between commits: fresh pages cost more than the copies themselves.
+    if (units_.size() < ops.size() * stride) {
+        units_.resize(ops.size() * stride);
+    }
+    float* const units = units_.data();
     tbb::task_arena& arena = engine::default_arena();
     engine::parallel_indices(arena, ops.size(), [&](std::size_t i) {
+        float* u = &units[i * stride];
         if (ops[i].kind == PendingOp::Kind::kDelete) {
+            std::fill_n(u, stride, 0.0F);
             return;
         }
-        float* u = &units[i * stride];
         std::copy_n(ops[i].episode.embedding.data(), dim, u);
+        std::fill(u + dim, u + stride, 0.0F);
         engine::simd::kernels().normalize(u, dim);
     });
 
@@ -242,19 +276,19 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     const double stored_at = engine::now_seconds();
     std::size_t cold = cold_;
     Status failed;
-    auto remove_existing = [&](const std::string& id) -> Status {
-        auto rec = load_record(id);
-        if (!rec) {
-            return rec.status();
+    auto remove_existing = [&](const PendingOp& op) -> Status {
+        auto cur = current(op.id);
+        if (!cur) {
+            return cur.status();
         }
-        if (rec->has_value()) {
-            if ((*rec)->tier == engine::Tier::kCold) {
+        if (cur->has_value()) {
+            if ((*cur)->tier == engine::Tier::kCold) {
                 --cold;
             } else {
-                memory_->hot().remove(id);
+                memory_->hot().remove(op.id);
             }
         }
-        touched[id] = std::nullopt;
+        touched[op.id] = Final{};
         return Status::ok();
     };
     auto record_outcome = [&](const PendingOp& op, const engine::StoreOutcome& out) -> Status {
@@ -263,13 +297,14 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         report.successful += out.activation.successful() ? 1 : 0;
         report.degraded += out.activation.degraded() ? 1 : 0;
         if (!out.evicted_id.empty()) {
-            auto victim = load_record(out.evicted_id);
+            auto victim = current(out.evicted_id);
             if (!victim) {
                 return victim.status();
             }
             if (victim->has_value()) {
-                (*victim)->tier = engine::Tier::kCold;
-                touched[out.evicted_id] = std::move(*victim);
+                Final f = **victim;
+                f.tier = engine::Tier::kCold;
+                touched[key_of(out.evicted_id)] = f;
                 ++cold;
             }
             ++report.evicted;
@@ -280,54 +315,51 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         }
         if (out.kind == engine::StoreKind::kReplaced) {
             ++report.deduplicated;
-            touched[out.duplicate_of] = std::nullopt;
+            auto old = current(out.duplicate_of); // makes sure the key has storage
+            if (!old) {
+                return old.status();
+            }
+            touched[key_of(out.duplicate_of)] = Final{};
         }
-        engine::EpisodeRecord r;
-        r.episode = op.episode;
-        r.activation = out.activation.value();
-        r.tier = engine::Tier::kHot;
-        r.stored_at = stored_at;
-        touched[op.id] = std::move(r);
+        touched[op.id] = Final{&op.episode, out.activation.value(), engine::Tier::kHot, stored_at};
         return Status::ok();
     };
     for (std::size_t i = 0; i < ops.size() && failed.is_ok();) {
         const PendingOp& op = ops[i];
         if (op.kind == PendingOp::Kind::kDelete) {
-            failed = remove_existing(op.id);
+            failed = remove_existing(op);
             ++report.deleted;
             ++i;
             continue;
         }
         if (op.kind == PendingOp::Kind::kUpdate) {
-            auto rec = load_record(op.id);
-            if (!rec) {
-                failed = rec.status();
+            auto cur = current(op.id);
+            if (!cur) {
+                failed = cur.status();
                 break;
             }
+            if (cur->has_value()) { // else deleted by another connection meanwhile
+                Final f = **cur;
+                f.episode = &op.episode;
+                if (f.tier == engine::Tier::kHot) {
+                    memory_->hot().update(op.id, &units[i * stride],
+                                          static_cast<float>(op.episode.confidence),
+                                          op.episode.occurred_at);
+                }
+                touched[op.id] = f;
+                ++report.updated;
+            }
             ++i;
-            if (!rec->has_value()) {
-                continue; // deleted by another connection meanwhile: nothing to update
-            }
-            engine::EpisodeRecord r = std::move(**rec);
-            r.episode = op.episode;
-            if (r.tier == engine::Tier::kHot) {
-                memory_->hot().update(op.id, &units[(i - 1) * stride],
-                                      static_cast<float>(r.episode.confidence),
-                                      r.episode.occurred_at);
-            }
-            touched[op.id] = std::move(r);
-            ++report.updated;
             continue;
         }
         if (op.replace) {
-            failed = remove_existing(op.id);
-            if (!failed.is_ok()) {
-                break;
+            failed = remove_existing(op);
+            if (failed.is_ok()) {
+                failed =
+                    record_outcome(op, memory_->store(op.id, &units[i * stride],
+                                                      engine::Confidence(op.episode.confidence),
+                                                      op.episode.occurred_at));
             }
-            const engine::StoreOutcome out =
-                memory_->store(op.id, &units[i * stride], engine::Confidence(op.episode.confidence),
-                               op.episode.occurred_at);
-            failed = record_outcome(op, out);
             ++i;
             continue;
         }
@@ -347,26 +379,40 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
 
     if (failed.is_ok()) {
         // Encode the records in parallel, then write them as one atomic batch.
-        std::vector<const std::pair<const std::string, std::optional<engine::EpisodeRecord>>*> all;
+        std::vector<std::pair<std::string_view, const Final*>> all;
         all.reserve(touched.size());
-        for (const auto& entry : touched) {
-            all.push_back(&entry);
+        for (const auto& [id, f] : touched) {
+            all.emplace_back(id, &f);
         }
-        std::vector<std::string> encoded(all.size());
+        // Only the small headers are encoded separately; the embeddings go straight from the
+        // queued episodes into the (reused) write batch.
+        std::vector<std::string> headers(all.size());
         engine::parallel_indices(arena, all.size(), [&](std::size_t i) {
-            if (all[i]->second) {
-                encoded[i] = storage::encode_record(*all[i]->second);
+            const Final& f = *all[i].second;
+            if (f.episode != nullptr) {
+                headers[i] = storage::encode_header(*f.episode, f.activation, f.tier, f.stored_at);
             }
         });
-        storage::Batch batch = db_->batch();
+        if (!write_batch_) {
+            write_batch_ = std::make_unique<storage::Batch>(db_->batch());
+        }
+        storage::Batch& batch = *write_batch_;
+        batch.clear();
         for (std::size_t i = 0; i < all.size(); ++i) {
-            if (all[i]->second) {
-                batch.put_episode(all[i]->first, encoded[i]);
+            const engine::Episode* e = all[i].second->episode;
+            if (e != nullptr) {
+                batch.put_episode(
+                    all[i].first, headers[i],
+                    std::string_view(reinterpret_cast<const char*>(e->embedding.data()),
+                                     e->embedding.size() * sizeof(float)));
             } else {
-                batch.delete_episode(all[i]->first);
+                batch.delete_episode(all[i].first);
             }
         }
         failed = db_->write(batch, options_.sync);
+        if (batch.byte_size() > kKeepBatchBytes) {
+            write_batch_.reset(); // do not keep a huge buffer around
+        }
     }
     if (!failed.is_ok()) {
         // The engine already holds part of the batch: rebuild it from what is committed.

@@ -102,6 +102,8 @@ private:
     std::unique_ptr<engine::MemoryEngine> memory_;
     std::shared_mutex mutex_;
     std::size_t cold_ = 0;
+    std::vector<float> units_;                    // commit scratch: normalised embeddings
+    std::unique_ptr<storage::Batch> write_batch_; // commit scratch: reused buffer
     std::mutex batches_mutex_;
     std::deque<BatchReport> batches_;
     std::int64_t batch_seq_ = 0;
