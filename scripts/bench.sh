@@ -13,6 +13,8 @@ report="$root/bench/report.md"
     echo "## SIMD kernels (vs the scalar reference, same run)"
     echo
     "$build/bench/engram_simd_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+    echo
+    /usr/bin/python3 "$root/bench/ingest_bench.py" "$build/engram" --reps 3
 } > "$report.tmp"
 mv "$report.tmp" "$report"
 cat "$report"

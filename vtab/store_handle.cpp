@@ -29,6 +29,11 @@ std::map<std::string, std::weak_ptr<SharedStore>>& registry() {
     return r;
 }
 
+double steady_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 std::vector<float> unit_vector(const std::vector<float>& v) {
     std::vector<float> u(v);
     engine::simd::kernels().normalize(u.data(), u.size());
@@ -143,6 +148,8 @@ Status SharedStore::load() {
         const auto unit = unit_vector(e.embedding);
         memory_->restore(e.id, unit.data(), rec->activation, e.confidence, e.occurred_at);
     }
+    hot_count_ = static_cast<std::int64_t>(memory_->hot().count());
+    cold_count_ = static_cast<std::int64_t>(cold_);
     return cursor->status();
 }
 
@@ -172,6 +179,19 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     }
     const auto t0 = std::chrono::steady_clock::now();
     std::unique_lock<std::shared_mutex> lock(mutex_);
+    committing_rows_ = static_cast<std::int64_t>(ops.size());
+    applied_rows_ = 0;
+    commit_started_ = steady_seconds();
+    struct ProgressReset {
+        SharedStore* s;
+        ~ProgressReset() {
+            s->committing_rows_ = 0;
+            s->applied_rows_ = 0;
+            s->commit_started_ = 0.0;
+            s->hot_count_ = static_cast<std::int64_t>(s->memory_->hot().count());
+            s->cold_count_ = static_cast<std::int64_t>(s->cold_);
+        }
+    } progress_reset{this};
 
     // Final state of every id the batch touches. Records are not copied: `episode` points into
     // `ops` or into `loaded` (records read back from storage); nullptr means "deleted".
@@ -375,6 +395,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
             failed = record_outcome(ops[i + k], outs[k]);
         }
         i = j;
+        applied_rows_ = static_cast<std::int64_t>(i);
     }
 
     if (failed.is_ok()) {
@@ -427,6 +448,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     cold_ = cold;
     report.ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    last_rate_ = report.ms > 0.0 ? static_cast<double>(ops.size()) * 1000.0 / report.ms : 0.0;
     std::lock_guard<std::mutex> g(batches_mutex_);
     report.seq = ++batch_seq_;
     batches_.push_back(std::move(report));
@@ -437,11 +459,21 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
 }
 
 StoreStats SharedStore::stats() {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
+    // No store lock: a running commit holds it, and watching that commit is the point.
     StoreStats s;
-    s.hot = memory_->hot().count();
-    s.cold = cold_;
-    s.pressure = memory_->pressure();
+    s.hot = static_cast<std::size_t>(hot_count_.load());
+    s.cold = static_cast<std::size_t>(cold_count_.load());
+    s.pressure =
+        std::min(1.0, static_cast<double>(s.hot) / static_cast<double>(options_.memory.capacity));
+    s.committing_rows = committing_rows_.load();
+    s.applied_rows = applied_rows_.load();
+    const double started = commit_started_.load();
+    if (started > 0.0) {
+        const double elapsed = steady_seconds() - started;
+        s.rate = elapsed > 0.0 ? static_cast<double>(s.applied_rows) / elapsed : 0.0;
+    } else {
+        s.rate = last_rate_.load();
+    }
     std::lock_guard<std::mutex> g(batches_mutex_);
     s.batches = batch_seq_;
     return s;

@@ -9,6 +9,7 @@
 //
 // Thread safety: acquire()/release are thread-safe; commit() takes the exclusive lock; readers
 // (search, stats) take `mutex()` shared.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -65,6 +66,10 @@ struct StoreStats {
     std::size_t cold = 0;
     double pressure = 0.0;
     std::int64_t batches = 0;
+    // Progress of the commit running now (0 / 0 when none).
+    std::int64_t committing_rows = 0; // operations in the batch being committed
+    std::int64_t applied_rows = 0;    // of which applied to the engine so far
+    double rate = 0.0;                // rows/s of the running commit, else of the last one
 };
 
 class SharedStore {
@@ -102,6 +107,13 @@ private:
     std::unique_ptr<engine::MemoryEngine> memory_;
     std::shared_mutex mutex_;
     std::size_t cold_ = 0;
+    // Read by stats() without the store lock, so another connection can watch a long commit.
+    std::atomic<std::int64_t> hot_count_{0};
+    std::atomic<std::int64_t> cold_count_{0};
+    std::atomic<std::int64_t> committing_rows_{0};
+    std::atomic<std::int64_t> applied_rows_{0};
+    std::atomic<double> commit_started_{0.0}; // steady seconds; 0 when no commit runs
+    std::atomic<double> last_rate_{0.0};
     std::vector<float> units_;                    // commit scratch: normalised embeddings
     std::unique_ptr<storage::Batch> write_batch_; // commit scratch: reused buffer
     std::mutex batches_mutex_;

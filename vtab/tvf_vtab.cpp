@@ -162,6 +162,9 @@ Status run_stats(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>*
         dedup ? Value(*dedup) : Value(std::string("off")),
         std::string(sync_name(o.sync)),
         std::string(engine::simd::kernels().name),
+        st.committing_rows,
+        st.applied_rows,
+        st.rate,
     });
     return Status::ok();
 }
@@ -191,8 +194,9 @@ const TvfSpec kSimilar = {
 const TvfSpec kStats = {
     "engram_stats",
     "CREATE TABLE x(path TEXT, dim INTEGER, capacity INTEGER, episodes INTEGER, hot INTEGER, "
-    "cold INTEGER, pressure REAL, batches INTEGER, dedup, sync TEXT, simd TEXT, store HIDDEN)",
-    11,
+    "cold INTEGER, pressure REAL, batches INTEGER, dedup, sync TEXT, simd TEXT, "
+    "committing INTEGER, applied INTEGER, rate REAL, store HIDDEN)",
+    14,
     {"store", nullptr},
     1,
     run_stats,

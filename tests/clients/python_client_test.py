@@ -77,6 +77,35 @@ with tempfile.TemporaryDirectory() as d:
         except sqlite3.Error as e:
             check(needle in str(e), f"message {str(e)!r} should contain {needle!r}")
     check(db.execute("SELECT count(*) FROM mem").fetchone()[0] == 500, "errors changed nothing")
+    # progress: while a long commit runs, another connection sees it in engram_stats
+    import threading
+    db.execute("CREATE VIRTUAL TABLE big USING engram(dim=64, dedup=off)")
+    db.execute("CREATE TABLE big_src AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+               "FROM n WHERE i < 60000) SELECT 'g' || i AS id, engram_random_vector(64, i) AS e FROM n")
+    seen = []
+    done = threading.Event()
+
+    def watch():
+        watcher = connect(path)
+        while not done.is_set():
+            seen.append(watcher.execute(
+                "SELECT committing, applied, rate FROM engram_stats('big')").fetchone())
+        watcher.close()
+
+    t = threading.Thread(target=watch)
+    t.start()
+    db.execute("BEGIN")
+    db.execute("INSERT INTO big(id, embedding) SELECT id, e FROM big_src")
+    db.execute("COMMIT")
+    done.set()
+    t.join()
+    during = [r for r in seen if r[0] > 0]
+    check(len(during) > 0, f"no poll saw the commit running ({len(seen)} polls)")
+    check(all(r[0] == 60000 and 0 <= r[1] <= 60000 for r in during), f"progress rows {during[:3]}")
+    watcher = connect(path)
+    after = watcher.execute("SELECT committing, episodes, rate > 0 FROM engram_stats('big')").fetchone()
+    check(after == (0, 60000, 1), f"after the commit: {after}")
+    watcher.close()
     db.close()
 
     # reopen: everything is back, searchable
