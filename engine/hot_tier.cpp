@@ -48,6 +48,9 @@ std::uint32_t HotTier::insert(std::string_view id, const float* unit, float acti
     info.live = true;
     index_.emplace(info.id, s);
     by_activation_.emplace(activation, info.id);
+    if (journal_ != nullptr) {
+        journal_->push_back({TierEvent::Kind::kAdd, s});
+    }
     return s;
 }
 
@@ -63,6 +66,9 @@ bool HotTier::remove(std::string_view id) {
     info = SlotInfo{};
     std::memset(mutable_row(s), 0, stride_ * sizeof(float));
     free_.push_back(s);
+    if (journal_ != nullptr) {
+        journal_->push_back({TierEvent::Kind::kRemove, s});
+    }
     return true;
 }
 
@@ -75,6 +81,9 @@ bool HotTier::update(std::string_view id, const float* unit, float confidence, d
     SlotInfo& info = infos_[it->second];
     info.confidence = confidence;
     info.occurred_at = occurred_at;
+    if (journal_ != nullptr) {
+        journal_->push_back({TierEvent::Kind::kUpdate, it->second});
+    }
     return true;
 }
 

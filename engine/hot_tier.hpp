@@ -23,11 +23,18 @@ namespace engram::engine {
 
 struct SlotInfo {
     std::string id;
-    std::uint64_t serial = 0;  // unique per stored memory in this tier's lifetime (never reused)
-    float activation = 0.0F; // store-time activation
-    float confidence = 0.0F; // encoding confidence
+    std::uint64_t serial = 0; // unique per stored memory in this tier's lifetime (never reused)
+    float activation = 0.0F;  // store-time activation
+    float confidence = 0.0F;  // encoding confidence
     double occurred_at = 0.0;
     bool live = false;
+};
+
+// What happened to a slot, for observers that mirror the tier (the graph index).
+struct TierEvent {
+    enum class Kind : std::uint8_t { kAdd, kRemove, kUpdate };
+    Kind kind;
+    std::uint32_t slot;
 };
 
 struct Match {
@@ -59,6 +66,8 @@ public:
     // Replaces the embedding and facts of a present id; false when absent.
     bool update(std::string_view id, const float* unit, float confidence, double occurred_at);
     std::optional<std::uint32_t> find(std::string_view id) const;
+    // When set, every insert/remove/update appends a TierEvent here (nullptr: off).
+    void set_journal(std::vector<TierEvent>* journal) noexcept { journal_ = journal; }
 
     const float* row(std::uint32_t slot) const noexcept {
         return chunks_[slot / kChunkRows] + (slot % kChunkRows) * stride_;
@@ -86,6 +95,7 @@ private:
     std::vector<SlotInfo> infos_;
     std::vector<std::uint32_t> free_;
     std::uint64_t next_serial_ = 1;
+    std::vector<TierEvent>* journal_ = nullptr;
     std::unordered_map<std::string, std::uint32_t> index_;
     std::set<std::pair<float, std::string>> by_activation_;
 };

@@ -7,6 +7,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstring>
 #include <vector>
 
 namespace engram::storage {
@@ -55,6 +56,22 @@ void Batch::put_episode(std::string_view id, std::string_view head, std::string_
 }
 void Batch::clear() {
     wb_->Clear();
+}
+namespace {
+std::string edge_key(std::string_view src, std::string_view dst) {
+    std::string k(src);
+    k.push_back('\0');
+    k.append(dst);
+    return k;
+}
+} // namespace
+void Batch::put_edge(std::string_view src, std::string_view dst, double weight) {
+    char v[sizeof(double)];
+    std::memcpy(v, &weight, sizeof v);
+    wb_->Put(store_->edges_, edge_key(src, dst), rocksdb::Slice(v, sizeof v));
+}
+void Batch::delete_edge(std::string_view src, std::string_view dst) {
+    wb_->Delete(store_->edges_, edge_key(src, dst));
 }
 void Batch::delete_episode(std::string_view id) {
     wb_->Delete(store_->episodes_, rocksdb::Slice(id.data(), id.size()));
@@ -184,6 +201,11 @@ Status Store::write(Batch& batch, SyncMode sync) {
     wo.disableWAL = sync == SyncMode::kOff;
     return from_rocksdb(db_->Write(wo, batch.wb_.get()),
                         "committing to engram store '" + path_ + "'");
+}
+
+std::unique_ptr<EpisodeCursor> Store::edges() const {
+    return std::make_unique<EpisodeCursor>(
+        std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions(), edges_)));
 }
 
 std::unique_ptr<EpisodeCursor> Store::episodes() const {

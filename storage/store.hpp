@@ -53,6 +53,9 @@ public:
     void clear();
     void delete_episode(std::string_view id);
     void put_meta(std::string_view key, std::string_view value);
+    // Edges: key = src '\0' dst, value = float64 weight.
+    void put_edge(std::string_view src, std::string_view dst, double weight);
+    void delete_edge(std::string_view src, std::string_view dst);
     std::size_t size() const;
     std::size_t byte_size() const;
 
@@ -100,6 +103,8 @@ public:
     Batch batch(std::size_t reserved_bytes = 0) const;
     Status write(Batch& batch, SyncMode sync);
     std::unique_ptr<EpisodeCursor> episodes() const;
+    // Iterates the `edges` family (id() = src '\0' dst, value() = weight bytes).
+    std::unique_ptr<EpisodeCursor> edges() const;
 
 private:
     friend class Batch;

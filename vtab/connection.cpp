@@ -47,12 +47,12 @@ Result<std::shared_ptr<SharedStore>> resolve_store(ConnectionContext* ctx,
     const int rc = sqlite3_prepare_v2(ctx->db, sql.c_str(), -1, &stmt, nullptr);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK) {
-        return Status::invalid("no such engram store: " + quoted(name));
+        return Status::invalid("no such engram store: " + quote_text(name));
     }
     if (auto it = ctx->stores.find(key); it != ctx->stores.end()) {
         return it->second;
     }
-    return Status::invalid(quoted(name) + " is not an engram table");
+    return Status::invalid(quote_text(name) + " is not an engram table");
 }
 
 } // namespace engram::vtab

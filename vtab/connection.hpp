@@ -2,6 +2,7 @@
 // ConnectionContext: what the extension keeps per SQLite connection — the engram tables this
 // connection has connected, by name, so that table-valued functions naming a store can find it.
 // Created in sqlite3_engram_init, destroyed with the connection (module destructor).
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,8 @@ struct ConnectionContext {
     sqlite3* db = nullptr;
     // lower-case table name → store (filled by xCreate/xConnect, emptied by xDisconnect/xDestroy)
     std::map<std::string, std::shared_ptr<SharedStore>> stores;
+    // lower-case table name → "is this id written (not deleted) in the open transaction?"
+    std::map<std::string, std::function<bool(const std::string&)>> pending_ids;
 };
 
 std::string lower(std::string s);

@@ -161,7 +161,7 @@ Status parse_int(const std::string& key, const std::string& v, long long lo, lon
     if (v.empty() || *end != '\0' || errno != 0 || n < lo || n > hi) {
         return Status::invalid("engram option " + key + ": expected an integer between " +
                                std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-                               quoted(v));
+                               quote_text(v));
     }
     *out = n;
     return Status::ok();
@@ -176,7 +176,8 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
         const std::string arg = argv[i];
         const auto eq = arg.find('=');
         if (eq == std::string::npos) {
-            return Status::invalid("engram option " + quoted(trim(arg)) + ": expected key=value");
+            return Status::invalid("engram option " + quote_text(trim(arg)) +
+                                   ": expected key=value");
         }
         const std::string key = lower(trim(arg.substr(0, eq)));
         const std::string value = unquote(trim(arg.substr(eq + 1)));
@@ -206,7 +207,7 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
                 if (value.empty() || *end != '\0' || !(d > 0.0 && d <= 1.0)) {
                     return Status::invalid(
                         "engram option dedup: expected 'off' or a cosine in (0, 1], got " +
-                        quoted(value));
+                        quote_text(value));
                 }
                 o->memory.dedup_threshold = d;
             }
@@ -220,7 +221,7 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
                 o->sync = storage::SyncMode::kOff;
             } else {
                 return Status::invalid("engram option sync: expected full, normal or off, got " +
-                                       quoted(value));
+                                       quote_text(value));
             }
         } else if (key == "m") {
             ENGRAM_TRY(parse_int(key, value, 2, 128, &n));
@@ -232,7 +233,7 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
             ENGRAM_TRY(parse_int(key, value, 1, 100000, &n));
             o->ef_search = static_cast<int>(n);
         } else {
-            return Status::invalid("unknown engram option " + quoted(key) +
+            return Status::invalid("unknown engram option " + quote_text(key) +
                                    " (expected dim, capacity, path, dedup, sync, m, "
                                    "ef_construction or ef_search)");
         }
@@ -272,6 +273,12 @@ int engram_init(sqlite3* db, void* aux, int argc, const char* const* argv, sqlit
         table->name = lower(argv[2]);
         table->store = std::move(store.value());
         table->ctx->stores[table->name] = table->store;
+        EngramTable* raw = table.get();
+        table->ctx->pending_ids[table->name] = [raw](const std::string& id) {
+            auto it = raw->overlay.find(id);
+            return it != raw->overlay.end() &&
+                   raw->ops[it->second].kind != PendingOp::Kind::kDelete;
+        };
         *out = table.release(); // owned by SQLite until xDisconnect/xDestroy
         return Status::ok();
     });
@@ -282,6 +289,7 @@ int engram_disconnect(sqlite3_vtab* vtab) noexcept {
     auto it = table->ctx->stores.find(table->name);
     if (it != table->ctx->stores.end() && it->second == table->store) {
         table->ctx->stores.erase(it);
+        table->ctx->pending_ids.erase(table->name);
     }
     return SQLITE_OK;
 }
@@ -621,7 +629,7 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                 return Status::invalid("row " + std::to_string(position) +
                                        " of the transaction: id must not be empty");
             }
-            const std::string row = "row " + quoted(op.id);
+            const std::string row = "row " + quote_text(op.id);
             ENGRAM_TRY(read_episode(cols, dim, nullptr, row, &op.episode));
             op.episode.id = op.id;
             bool pending = false;
@@ -635,7 +643,7 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                     return Status::ok();
                 }
                 if (mode != SQLITE_REPLACE) {
-                    return Status::exists("duplicate id " + quoted(op.id) +
+                    return Status::exists("duplicate id " + quote_text(op.id) +
                                           ": an episode with this id is already stored");
                 }
                 op.replace = true;
@@ -649,12 +657,12 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
         // UPDATE
         const std::string old_id = read_text(argv[0]);
         if (!sqlite3_value_nochange(cols[kId]) && read_text(cols[kId]) != old_id) {
-            return Status::invalid("row " + quoted(old_id) +
+            return Status::invalid("row " + quote_text(old_id) +
                                    ", column id: an episode's id cannot be changed");
         }
         for (int c : {kActivation, kTier, kStoredAt}) {
             if (!sqlite3_value_nochange(cols[c])) {
-                return Status::invalid("row " + quoted(old_id) + ", column " + kColumnNames[c] +
+                return Status::invalid("row " + quote_text(old_id) + ", column " + kColumnNames[c] +
                                        ": read-only (set by the store)");
             }
         }
@@ -668,8 +676,8 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
         }
         PendingOp op;
         op.id = old_id;
-        ENGRAM_TRY(
-            read_episode(cols, dim, &(*current)->episode, "row " + quoted(old_id), &op.episode));
+        ENGRAM_TRY(read_episode(cols, dim, &(*current)->episode, "row " + quote_text(old_id),
+                                &op.episode));
         op.episode.id = old_id;
         if (pending) {
             // Updating a row inserted in this transaction: rewrite the queued insert in place.

@@ -5,6 +5,7 @@ SQLITE_EXTENSION_INIT1
 
 #include <memory>
 
+#include "vtab/batch_vtab.hpp"
 #include "vtab/connection.hpp"
 #include "vtab/guard.hpp"
 #include "vtab/modules.hpp"
@@ -56,11 +57,24 @@ int init(sqlite3* db, char** pz_err) noexcept {
             *pz_err = sqlite3_mprintf("engram: registering module engram failed");
             return rc;
         }
+        rc = sqlite3_create_module_v2(db, "engram_edges", &edges_module(), raw, nullptr);
+        if (rc != SQLITE_OK) {
+            *pz_err = sqlite3_mprintf("engram: registering module engram_edges failed");
+            return rc;
+        }
         for (const TvfSpec* const* s = tvf_specs(); *s != nullptr; ++s) {
             rc = sqlite3_create_module_v2(db, tvf_name(*s), &tvf_module(), make_tvf_aux(raw, *s),
                                           destroy_tvf_aux);
             if (rc != SQLITE_OK) {
                 *pz_err = sqlite3_mprintf("engram: registering %s failed", tvf_name(*s));
+                return rc;
+            }
+        }
+        for (const BatchSpec* const* s = batch_specs(); *s != nullptr; ++s) {
+            rc = sqlite3_create_module_v2(db, (*s)->name, &batch_module(), make_batch_aux(raw, *s),
+                                          destroy_batch_aux);
+            if (rc != SQLITE_OK) {
+                *pz_err = sqlite3_mprintf("engram: registering %s failed", (*s)->name);
                 return rc;
             }
         }

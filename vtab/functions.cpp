@@ -116,11 +116,11 @@ void fn_random_vector(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) 
         if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) < 1 ||
             sqlite3_value_int64(argv[0]) > 4096) {
             return Status::invalid("engram_random_vector: dim must be an integer in 1..4096, got " +
-                                   quoted(read_text(argv[0])));
+                                   quote_text(read_text(argv[0])));
         }
         if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
             return Status::invalid("engram_random_vector: seed must be an integer, got " +
-                                   quoted(read_text(argv[1])));
+                                   quote_text(read_text(argv[1])));
         }
         const auto dim = static_cast<std::size_t>(sqlite3_value_int64(argv[0]));
         auto state = static_cast<std::uint64_t>(sqlite3_value_int64(argv[1]));

@@ -1,6 +1,7 @@
 #include "vtab/store_handle.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,7 @@
 #include "engine/batch/batch_store.hpp"
 #include "engine/batch/executor.hpp"
 #include "engine/core/time.hpp"
+#include "engine/recall.hpp"
 #include "engine/simd/kernels.hpp"
 #include "storage/codec.hpp"
 
@@ -56,6 +58,14 @@ SharedStore::SharedStore(const StoreOptions& options)
 
 SharedStore::~SharedStore() {
     // Called with registry_mutex() held by release (see acquire's deleter).
+    {
+        std::lock_guard<std::mutex> g(tail_mutex_);
+        stop_ = true;
+    }
+    tail_cv_.notify_all();
+    if (builder_.joinable()) {
+        builder_.join();
+    }
     db_.reset();
     if (dropped_ && !options_.in_memory) {
         storage::Store::destroy(options_.path).message(); // best effort: the table is gone
@@ -86,7 +96,11 @@ Result<std::shared_ptr<SharedStore>> SharedStore::acquire(const StoreOptions& op
     }
     fresh->db_ = std::move(opened.value());
     ENGRAM_TRY(fresh->check_and_persist_options());
+    fresh->reset_index();
     ENGRAM_TRY(fresh->load());
+    ENGRAM_TRY(fresh->load_edges());
+    fresh->drain_journal();
+    fresh->builder_ = std::thread([s = fresh.get()] { s->build_loop(); });
     // The deleter takes the registry lock so that closing and re-opening the same path never race.
     std::shared_ptr<SharedStore> shared(fresh.release(), [key](SharedStore* s) {
         std::lock_guard<std::mutex> guard(registry_mutex());
@@ -147,6 +161,7 @@ Status SharedStore::load() {
         }
         const auto unit = unit_vector(e.embedding);
         memory_->restore(e.id, unit.data(), rec->activation, e.confidence, e.occurred_at);
+        set_text(e);
     }
     hot_count_ = static_cast<std::int64_t>(memory_->hot().count());
     cold_count_ = static_cast<std::int64_t>(cold_);
@@ -342,6 +357,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
             touched[key_of(out.duplicate_of)] = Final{};
         }
         touched[op.id] = Final{&op.episode, out.activation.value(), engine::Tier::kHot, stored_at};
+        set_text(op.episode);
         return Status::ok();
     };
     for (std::size_t i = 0; i < ops.size() && failed.is_ok();) {
@@ -365,6 +381,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
                     memory_->hot().update(op.id, &units[i * stride],
                                           static_cast<float>(op.episode.confidence),
                                           op.episode.occurred_at);
+                    set_text(op.episode);
                 }
                 touched[op.id] = f;
                 ++report.updated;
@@ -438,7 +455,9 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     if (!failed.is_ok()) {
         // The engine already holds part of the batch: rebuild it from what is committed.
         memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
+        reset_index();
         Status reload = load();
+        drain_journal();
         if (!reload.is_ok()) {
             return Status(failed.code(), failed.message() + "; reloading the store also failed: " +
                                              reload.message());
@@ -446,6 +465,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         return failed;
     }
     cold_ = cold;
+    drain_journal();
     report.ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     last_rate_ = report.ms > 0.0 ? static_cast<double>(ops.size()) * 1000.0 / report.ms : 0.0;
@@ -458,10 +478,385 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     return Status::ok();
 }
 
+void SharedStore::set_text(const engine::Episode& e) {
+    const auto slot = memory_->hot().find(e.id);
+    if (!slot) {
+        return; // not hot (skipped, or removed again later in the same batch)
+    }
+    if (texts_.size() <= *slot) {
+        texts_.resize(*slot + 1);
+    }
+    texts_[*slot].what = e.what;
+    texts_[*slot].location = e.location;
+}
+
+std::vector<Result<std::vector<std::pair<std::string, double>>>>
+SharedStore::recall(std::span<const engine::Cue> cues) {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    const engine::HotTier& hot = memory_->hot();
+    std::vector<engine::MemoryView> views;
+    views.reserve(hot.count());
+    for (std::uint32_t slot = 0; slot < hot.slots(); ++slot) {
+        const engine::SlotInfo& info = hot.info(slot);
+        if (!info.live) {
+            continue;
+        }
+        static const SlotText kNone;
+        const SlotText& t = slot < texts_.size() ? texts_[slot] : kNone;
+        views.push_back({info.id, t.what, t.location, info.occurred_at, hot.row(slot), true});
+    }
+    // Cold memories are read from storage only when a cue asks for them.
+    std::deque<engine::EpisodeRecord> cold;
+    std::deque<std::vector<float>> cold_units;
+    const bool want_cold =
+        std::any_of(cues.begin(), cues.end(), [](const engine::Cue& c) { return c.include_cold; });
+    std::vector<Result<std::vector<std::pair<std::string, double>>>> out;
+    if (want_cold) {
+        auto cursor = db_->episodes();
+        for (cursor->seek_first(); cursor->valid(); cursor->next()) {
+            auto rec = storage::decode_record(cursor->id(), cursor->value());
+            if (!rec) {
+                out.assign(cues.size(), rec.status());
+                return out;
+            }
+            if (rec->tier != engine::Tier::kCold) {
+                continue;
+            }
+            cold.push_back(std::move(rec.value()));
+            cold_units.push_back(unit_vector(cold.back().episode.embedding));
+            const engine::Episode& e = cold.back().episode;
+            views.push_back(
+                {e.id, e.what, e.location, e.occurred_at, cold_units.back().data(), false});
+        }
+    }
+    const std::vector<std::uint32_t> by_time = engine::build_time_index(views);
+    engine::RecallContext ctx;
+    ctx.memories = views;
+    ctx.dim = options_.memory.dim;
+    ctx.pressure = memory_->pressure();
+    ctx.now = engine::now_seconds();
+    ctx.hot_by_time = by_time;
+    auto results = engine::recall_batch(cues, ctx, engine::default_arena());
+    out.reserve(results.size());
+    for (auto& r : results) {
+        if (!r) {
+            out.emplace_back(r.status());
+            continue;
+        }
+        std::vector<std::pair<std::string, double>> rows;
+        rows.reserve(r->size());
+        for (const engine::RecallResult& x : r.value()) {
+            rows.emplace_back(std::string(views[x.index].id), x.confidence);
+        }
+        out.emplace_back(std::move(rows));
+    }
+    return out;
+}
+
+std::uint32_t SharedStore::node_for(const std::string& id) {
+    auto [it, inserted] = node_of_.emplace(id, static_cast<std::uint32_t>(id_of_.size()));
+    if (inserted) {
+        id_of_.push_back(id);
+        graph_.reserve_nodes(static_cast<std::uint32_t>(id_of_.size()));
+    }
+    return it->second;
+}
+
+Status SharedStore::load_edges() {
+    std::vector<engine::Edge> edges;
+    auto cursor = db_->edges();
+    for (cursor->seek_first(); cursor->valid(); cursor->next()) {
+        const std::string_view key = cursor->id();
+        const auto zero = key.find('\0');
+        if (zero == std::string_view::npos || cursor->value().size() != sizeof(double)) {
+            return Status::corruption("engram store '" + options_.path + "': corrupt edge record");
+        }
+        double w = 0.0;
+        std::memcpy(&w, cursor->value().data(), sizeof w);
+        const std::uint32_t a = node_for(std::string(key.substr(0, zero)));
+        const std::uint32_t b = node_for(std::string(key.substr(zero + 1)));
+        edges.push_back({a, b, static_cast<float>(w)});
+    }
+    ENGRAM_TRY(cursor->status());
+    auto graph = engine::EdgeGraph::build(edges, static_cast<std::uint32_t>(id_of_.size()));
+    if (!graph) {
+        return graph.status();
+    }
+    graph_ = std::move(graph.value());
+    return Status::ok();
+}
+
+Status SharedStore::commit_edges(const std::vector<EdgeOp>& ops) {
+    if (ops.empty()) {
+        return Status::ok();
+    }
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    for (const EdgeOp& op : ops) {
+        if (op.remove) {
+            continue;
+        }
+        for (const std::string* id : {&op.src, &op.dst}) {
+            auto e = exists_locked(*id);
+            if (!e) {
+                return e.status();
+            }
+            if (!e.value()) {
+                return Status::invalid("edge " + op.src + " -> " + op.dst + ": no memory '" + *id +
+                                       "' in this store");
+            }
+        }
+    }
+    storage::Batch batch = db_->batch();
+    for (const EdgeOp& op : ops) {
+        if (op.remove) {
+            batch.delete_edge(op.src, op.dst);
+        } else {
+            batch.put_edge(op.src, op.dst, op.weight);
+        }
+    }
+    ENGRAM_TRY(db_->write(batch, options_.sync));
+    for (const EdgeOp& op : ops) {
+        if (op.remove) {
+            auto a = node_of_.find(op.src);
+            auto b = node_of_.find(op.dst);
+            if (a != node_of_.end() && b != node_of_.end()) {
+                graph_.remove_edge(a->second, b->second);
+            }
+            continue;
+        }
+        const std::uint32_t a = node_for(op.src);
+        const std::uint32_t b = node_for(op.dst);
+        graph_.remove_edge(a, b); // a re-put replaces the weight
+        Status s = graph_.add_edge(a, b, static_cast<float>(op.weight));
+        if (!s.is_ok()) {
+            return Status::internal("applying committed edge: " + s.message());
+        }
+    }
+    return Status::ok();
+}
+
+std::vector<Result<std::vector<SpreadRow>>>
+SharedStore::spread(std::span<const std::vector<SpreadSeed>> sets, std::size_t max_depth,
+                    std::optional<double> threshold) {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    std::vector<Result<std::vector<SpreadRow>>> out(
+        sets.size(), Result<std::vector<SpreadRow>>(Status::internal("spread: not computed")));
+    // Seeds without edges have no node: they get numbers past the graph, which spread() allows.
+    std::unordered_map<std::string, std::uint32_t> extra;
+    std::vector<std::string> extra_ids;
+    std::vector<std::vector<engine::Seed>> seeds(sets.size());
+    std::vector<bool> ok(sets.size(), true);
+    for (std::size_t s = 0; s < sets.size(); ++s) {
+        for (const SpreadSeed& seed : sets[s]) {
+            auto e = exists_locked(seed.id);
+            if (!e || !e.value()) {
+                out[s] =
+                    e ? Status::invalid("no memory '" + seed.id + "' in this store") : e.status();
+                ok[s] = false;
+                break;
+            }
+            std::uint32_t node = 0;
+            if (auto it = node_of_.find(seed.id); it != node_of_.end()) {
+                node = it->second;
+            } else {
+                auto [x, inserted] = extra.emplace(
+                    seed.id, static_cast<std::uint32_t>(id_of_.size() + extra_ids.size()));
+                if (inserted) {
+                    extra_ids.push_back(seed.id);
+                }
+                node = x->second;
+            }
+            seeds[s].push_back({node, seed.activation});
+        }
+    }
+    std::vector<std::vector<engine::Seed>> runnable;
+    std::vector<std::size_t> where;
+    for (std::size_t s = 0; s < sets.size(); ++s) {
+        if (ok[s]) {
+            runnable.push_back(std::move(seeds[s]));
+            where.push_back(s);
+        }
+    }
+    const auto results =
+        engine::spread_batch(graph_, runnable, max_depth, threshold, engine::default_arena());
+    for (std::size_t r = 0; r < results.size(); ++r) {
+        std::vector<SpreadRow> rows;
+        rows.reserve(results[r].size());
+        for (const engine::SpreadResult& x : results[r]) {
+            const std::string& id =
+                x.node < id_of_.size() ? id_of_[x.node] : extra_ids[x.node - id_of_.size()];
+            // Edges outlive deleted memories; a deleted memory is not reported.
+            if (auto e = exists_locked(id); e && e.value()) {
+                rows.push_back({id, x.activation, x.depth, x.confidence});
+            }
+        }
+        out[where[r]] = std::move(rows);
+    }
+    return out;
+}
+
+void SharedStore::reset_index() {
+    engine::HnswConfig hc;
+    hc.dim = options_.memory.dim;
+    hc.m = static_cast<std::size_t>(options_.m);
+    hc.ef_construction = static_cast<std::size_t>(options_.ef_construction);
+    std::lock_guard<std::mutex> g(tail_mutex_);
+    index_ = std::make_unique<engine::HnswIndex>(hc);
+    tail_.clear();
+    state_.clear();
+    waiting_ = 0;
+    indexed_count_ = 0;
+    journal_.clear();
+    memory_->hot().set_journal(&journal_);
+}
+
+void SharedStore::drain_journal() {
+    // Called with mutex_ held exclusively: the builder is not indexing now.
+    std::lock_guard<std::mutex> g(tail_mutex_);
+    for (const engine::TierEvent& ev : journal_) {
+        if (state_.size() <= ev.slot) {
+            state_.resize(ev.slot + 1, 0);
+        }
+        std::uint8_t& st = state_[ev.slot];
+        if (ev.kind != engine::TierEvent::Kind::kAdd && st == 2) {
+            index_->remove(ev.slot);
+            --indexed_count_;
+        }
+        if (st == 1) {
+            --waiting_;
+        }
+        st = 0;
+        if (ev.kind != engine::TierEvent::Kind::kRemove) {
+            st = 1;
+            ++waiting_;
+            tail_.push_back(ev.slot);
+        }
+    }
+    journal_.clear();
+    if (waiting_ > 0) {
+        tail_cv_.notify_one();
+    }
+}
+
+void SharedStore::build_loop() {
+    constexpr std::size_t kChunk = 64; // slots indexed per hold of the shared lock (commits wait)
+    std::vector<std::uint32_t> work;
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> g(tail_mutex_);
+            tail_cv_.wait(g, [&] { return stop_ || !tail_.empty(); });
+            if (stop_) {
+                return;
+            }
+        }
+        std::shared_lock<std::shared_mutex> lock(mutex_);
+        work.clear();
+        {
+            std::lock_guard<std::mutex> g(tail_mutex_);
+            while (!tail_.empty() && work.size() < kChunk) {
+                const std::uint32_t slot = tail_.front();
+                tail_.pop_front();
+                if (state_[slot] == 1 && std::find(work.begin(), work.end(), slot) == work.end()) {
+                    work.push_back(slot);
+                }
+            }
+            building_ = true;
+        }
+        const engine::HotTier& hot = memory_->hot();
+        engine::parallel_indices(engine::default_arena(), work.size(),
+                                 [&](std::size_t i) { index_->insert(work[i], hot.row(work[i])); });
+        {
+            std::lock_guard<std::mutex> g(tail_mutex_);
+            for (std::uint32_t slot : work) {
+                state_[slot] = 2;
+            }
+            waiting_ -= work.size();
+            indexed_count_ += static_cast<std::int64_t>(work.size());
+            building_ = false;
+        }
+        idle_cv_.notify_all();
+    }
+}
+
+void SharedStore::wait_indexed() {
+    std::unique_lock<std::mutex> g(tail_mutex_);
+    idle_cv_.wait(g, [&] { return stop_ || (waiting_ == 0 && !building_); });
+}
+
+std::vector<std::pair<std::string, float>>
+SharedStore::search(const float* unit, std::size_t k, float threshold, std::size_t ef,
+                    const std::function<bool(const engine::SlotInfo&)>* filter) {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    const engine::HotTier& hot = memory_->hot();
+    std::vector<engine::Match> found;
+    if (k == 0 || hot.count() == 0) {
+        return {};
+    }
+    // Exact part: memories not in the graph yet.
+    std::vector<std::uint32_t> pending;
+    {
+        std::lock_guard<std::mutex> g(tail_mutex_);
+        pending.reserve(waiting_);
+        for (std::uint32_t slot = 0; slot < state_.size(); ++slot) {
+            if (state_[slot] == 1) {
+                pending.push_back(slot);
+            }
+        }
+    }
+    const engine::simd::KernelTable& kt = engine::simd::kernels();
+    for (std::uint32_t slot : pending) {
+        const engine::SlotInfo& info = hot.info(slot);
+        if (!info.live || (filter != nullptr && !(*filter)(info))) {
+            continue;
+        }
+        const float score = std::clamp(kt.dot(unit, hot.row(slot), hot.dim()), -1.0F, 1.0F);
+        if (score >= threshold) {
+            found.push_back({slot, score});
+        }
+    }
+    // Graph part.
+    std::function<bool(std::uint32_t)> accept;
+    if (filter != nullptr) {
+        accept = [&](std::uint32_t slot) { return (*filter)(hot.info(slot)); };
+    }
+    for (const auto& [slot, raw] :
+         index_->search(unit, k, ef, filter != nullptr ? &accept : nullptr)) {
+        const float score = std::clamp(raw, -1.0F, 1.0F);
+        if (score >= threshold) {
+            found.push_back({slot, score});
+        }
+    }
+    // A slot the builder is indexing right now can come from both parts: keep it once.
+    std::sort(found.begin(), found.end(), [](const engine::Match& a, const engine::Match& b) {
+        return a.slot != b.slot ? a.slot < b.slot : a.score > b.score;
+    });
+    found.erase(std::unique(found.begin(), found.end(),
+                            [](const engine::Match& a, const engine::Match& b) {
+                                return a.slot == b.slot;
+                            }),
+                found.end());
+    std::sort(found.begin(), found.end(), [&](const engine::Match& a, const engine::Match& b) {
+        if (a.score != b.score) {
+            return a.score > b.score;
+        }
+        return hot.info(a.slot).id < hot.info(b.slot).id;
+    });
+    if (found.size() > k) {
+        found.resize(k);
+    }
+    std::vector<std::pair<std::string, float>> out;
+    out.reserve(found.size());
+    for (const auto& m : found) {
+        out.emplace_back(hot.info(m.slot).id, m.score);
+    }
+    return out;
+}
+
 StoreStats SharedStore::stats() {
     // No store lock: a running commit holds it, and watching that commit is the point.
     StoreStats s;
     s.hot = static_cast<std::size_t>(hot_count_.load());
+    s.indexed = static_cast<std::size_t>(indexed_count_.load());
     s.cold = static_cast<std::size_t>(cold_count_.load());
     s.pressure =
         std::min(1.0, static_cast<double>(s.hot) / static_cast<double>(options_.memory.capacity));

@@ -11,18 +11,25 @@
 // (search, stats) take `mutex()` shared.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/core/episode.hpp"
 #include "engine/core/status.hpp"
+#include "engine/hnsw/hnsw.hpp"
 #include "engine/memory.hpp"
+#include "engine/spread.hpp"
 #include "storage/store.hpp"
 
 namespace engram::vtab {
@@ -46,6 +53,26 @@ struct PendingOp {
     bool replace = false;    // kInsert: INSERT OR REPLACE over an existing id
 };
 
+// One write to the edges of a store (engram_edges).
+struct EdgeOp {
+    bool remove = false;
+    std::string src;
+    std::string dst;
+    double weight = 0.0;
+};
+
+struct SpreadSeed {
+    std::string id;
+    double activation = 1.0;
+};
+
+struct SpreadRow {
+    std::string id;
+    double activation = 0.0;
+    std::uint32_t depth = 0;
+    double confidence = 0.0;
+};
+
 // One committed batch, as engram_batches reports it.
 struct BatchReport {
     std::int64_t seq = 0;
@@ -63,6 +90,7 @@ struct BatchReport {
 
 struct StoreStats {
     std::size_t hot = 0;
+    std::size_t indexed = 0; // hot memories in the graph index (the rest are scanned exactly)
     std::size_t cold = 0;
     double pressure = 0.0;
     std::int64_t batches = 0;
@@ -92,6 +120,27 @@ public:
     // is changed (in memory or on disk).
     Status commit(const std::vector<PendingOp>& ops);
     StoreStats stats();
+    // The k hot memories most similar to `unit` with score >= threshold, best first (ties:
+    // smallest id): the graph index's answer (beam ef) merged with an exact scan of the memories
+    // not indexed yet. `filter` (may be null) sees hot slots and runs during the graph walk.
+    // Takes the store's shared lock.
+    std::vector<std::pair<std::string, float>>
+    search(const float* unit, std::size_t k, float threshold, std::size_t ef,
+           const std::function<bool(const engine::SlotInfo&)>* filter);
+    // Recall (DESIGN §2) of each cue against the hot memories (and the cold ones for cues that
+    // ask for them), in parallel over cues; results per cue as (id, confidence), best first.
+    std::vector<Result<std::vector<std::pair<std::string, double>>>>
+    recall(std::span<const engine::Cue> cues);
+    // Writes edge changes atomically (every src and dst must be a stored memory) and applies them
+    // to the in-memory graph. On error nothing changes.
+    Status commit_edges(const std::vector<EdgeOp>& ops);
+    // Spreading activation (DESIGN §2) from each seed set over the edges, in parallel over sets.
+    // An unknown seed id fails its set with a message naming it.
+    std::vector<Result<std::vector<SpreadRow>>>
+    spread(std::span<const std::vector<SpreadSeed>> sets, std::size_t max_depth,
+           std::optional<double> threshold);
+    // Blocks until every hot memory is in the graph index (tests, benchmarks).
+    void wait_indexed();
     std::vector<BatchReport> batches();
     // Delete the files when the last reference goes (DROP TABLE).
     void mark_dropped() noexcept { dropped_ = true; }
@@ -114,6 +163,37 @@ private:
     std::atomic<std::int64_t> applied_rows_{0};
     std::atomic<double> commit_started_{0.0}; // steady seconds; 0 when no commit runs
     std::atomic<double> last_rate_{0.0};
+    // The graph index over hot slots (label = slot), fed by a background builder thread from
+    // the tier's journal. state_[slot]: 0 none, 1 waiting in tail_, 2 indexed; tail_, state_
+    // and stop_ are guarded by tail_mutex_. The builder indexes while holding mutex_ shared.
+    void drain_journal();
+    void build_loop();
+    void reset_index();
+    std::unique_ptr<engine::HnswIndex> index_;
+    std::vector<engine::TierEvent> journal_;
+    std::mutex tail_mutex_;
+    std::condition_variable tail_cv_;
+    std::condition_variable idle_cv_;
+    std::deque<std::uint32_t> tail_;
+    std::vector<std::uint8_t> state_;
+    std::size_t waiting_ = 0; // slots in state 1
+    bool building_ = false;
+    bool stop_ = false;
+    std::atomic<std::int64_t> indexed_count_{0};
+    std::thread builder_;
+    // what / location of each hot slot (for recall); entries of free slots are stale.
+    struct SlotText {
+        std::string what;
+        std::string location;
+    };
+    void set_text(const engine::Episode& e);
+    std::vector<SlotText> texts_;
+    // The edges as a compressed graph over dense node numbers (guarded by mutex_).
+    Status load_edges();
+    std::uint32_t node_for(const std::string& id);
+    std::unordered_map<std::string, std::uint32_t> node_of_;
+    std::vector<std::string> id_of_;
+    engine::EdgeGraph graph_;
     std::vector<float> units_;                    // commit scratch: normalised embeddings
     std::unique_ptr<storage::Batch> write_batch_; // commit scratch: reused buffer
     std::mutex batches_mutex_;

@@ -20,6 +20,7 @@
 
 #include "engine/simd/kernels.hpp"
 #include "vtab/connection.hpp"
+#include "vtab/cues.hpp"
 #include "vtab/guard.hpp"
 #include "vtab/modules.hpp"
 #include "vtab/values.hpp"
@@ -27,14 +28,15 @@
 namespace engram::vtab {
 
 using Value = std::variant<std::monostate, std::int64_t, double, std::string>;
+constexpr int kMaxArgs = 7; // arguments a table-valued function may take
 using Row = std::vector<Value>;
 
 struct TvfSpec {
     const char* name;
-    const char* schema;  // output columns, then the HIDDEN argument columns
-    int n_out;           // output columns
-    const char* args[6]; // argument names, nullptr-terminated
-    int n_required;      // the first n_required arguments must be given
+    const char* schema;             // output columns, then the HIDDEN argument columns
+    int n_out;                      // output columns
+    const char* args[kMaxArgs + 1]; // argument names, nullptr-terminated
+    int n_required;                 // the first n_required arguments must be given
     Status (*run)(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>* rows);
 };
 
@@ -42,7 +44,7 @@ namespace {
 
 int arg_count(const TvfSpec* s) {
     int n = 0;
-    while (n < 6 && s->args[n] != nullptr) {
+    while (n < kMaxArgs && s->args[n] != nullptr) {
         ++n;
     }
     return n;
@@ -63,7 +65,7 @@ Result<std::shared_ptr<SharedStore>> store_arg(ConnectionContext* ctx, const Tvf
 Result<std::int64_t> int_arg(const TvfSpec* spec, int i, sqlite3_value* v, std::int64_t lo) {
     if (sqlite3_value_type(v) != SQLITE_INTEGER || sqlite3_value_int64(v) < lo) {
         return Status::invalid(arg_name(spec, i) + ": expected an integer >= " +
-                               std::to_string(lo) + ", got " + quoted(read_text(v)));
+                               std::to_string(lo) + ", got " + quote_text(read_text(v)));
     }
     return sqlite3_value_int64(v);
 }
@@ -73,12 +75,14 @@ Result<double> real_arg(const TvfSpec* spec, int i, sqlite3_value* v) {
     const double d = sqlite3_value_double(v);
     if ((t != SQLITE_INTEGER && t != SQLITE_FLOAT) || !std::isfinite(d)) {
         return Status::invalid(arg_name(spec, i) + ": expected a number, got " +
-                               quoted(read_text(v)));
+                               quote_text(read_text(v)));
     }
     return d;
 }
 
 extern const TvfSpec kSimilar;
+extern const TvfSpec kRecall;
+extern const TvfSpec kSpread;
 extern const TvfSpec kStats;
 extern const TvfSpec kBatches;
 
@@ -108,24 +112,83 @@ Status run_similar(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row
         }
         threshold = t.value();
     }
+    SharedStore& s = **store;
+    std::size_t ef = static_cast<std::size_t>(s.options().ef_search);
     if (args[4] != nullptr) {
-        auto ef = int_arg(&kSimilar, 4, args[4], 1);
-        if (!ef) {
-            return ef.status();
+        auto e = int_arg(&kSimilar, 4, args[4], 1);
+        if (!e) {
+            return e.status();
         }
+        ef = static_cast<std::size_t>(e.value());
     }
     std::vector<float> unit = std::move(query.value());
     engine::simd::kernels().normalize(unit.data(), unit.size());
-    SharedStore& s = **store;
-    std::shared_lock<std::shared_mutex> lock(s.mutex());
-    const engine::HotTier& hot = s.memory().hot();
-    const auto matches =
-        hot.top_k(unit.data(), static_cast<std::size_t>(k.value()), static_cast<float>(threshold));
+    const auto matches = s.search(unit.data(), static_cast<std::size_t>(k.value()),
+                                  static_cast<float>(threshold), ef, nullptr);
     rows->reserve(matches.size());
     std::int64_t rank = 0;
-    for (const auto& m : matches) {
-        rows->push_back(
-            Row{++rank, hot.info(m.slot).id, static_cast<double>(std::max(0.0F, m.score))});
+    for (const auto& [id, score] : matches) {
+        rows->push_back(Row{++rank, id, static_cast<double>(std::max(0.0F, score))});
+    }
+    return Status::ok();
+}
+
+Status run_recall(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>* rows) {
+    auto store = store_arg(ctx, &kRecall, args[0]);
+    if (!store) {
+        return store.status();
+    }
+    auto in = [&](int i) { return args[i] == nullptr ? InValue() : copy_value(args[i]); };
+    auto cue = parse_cue("engram_recall", in(1), in(2), in(3), in(4), in(5),
+                         (*store)->options().memory.dim);
+    if (!cue) {
+        return cue.status();
+    }
+    auto results = (*store)->recall(std::span<const engine::Cue>(&cue.value(), 1));
+    if (!results[0]) {
+        return Status(results[0].status().code(),
+                      "engram_recall: " + results[0].status().message());
+    }
+    std::int64_t rank = 0;
+    for (auto& [id, confidence] : results[0].value()) {
+        rows->push_back(Row{++rank, std::move(id), confidence});
+    }
+    return Status::ok();
+}
+
+Status run_spread(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>* rows) {
+    auto store = store_arg(ctx, &kSpread, args[0]);
+    if (!store) {
+        return store.status();
+    }
+    auto seeds = parse_seeds(read_text(args[1]));
+    if (!seeds) {
+        return seeds.status();
+    }
+    std::size_t depth = 4;
+    if (args[2] != nullptr) {
+        auto d = int_arg(&kSpread, 2, args[2], 0);
+        if (!d) {
+            return d.status();
+        }
+        depth = static_cast<std::size_t>(std::min<std::int64_t>(d.value(), 64));
+    }
+    std::optional<double> threshold;
+    if (args[3] != nullptr) {
+        auto t = real_arg(&kSpread, 3, args[3]);
+        if (!t) {
+            return t.status();
+        }
+        threshold = t.value();
+    }
+    auto results = (*store)->spread(std::span<const std::vector<SpreadSeed>>(&seeds.value(), 1),
+                                    depth, threshold);
+    if (!results[0]) {
+        return Status(results[0].status().code(),
+                      "engram_spread: " + results[0].status().message());
+    }
+    for (const SpreadRow& r : results[0].value()) {
+        rows->push_back(Row{r.id, r.activation, static_cast<std::int64_t>(r.depth), r.confidence});
     }
     return Status::ok();
 }
@@ -157,6 +220,7 @@ Status run_stats(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>*
         static_cast<std::int64_t>(st.hot + st.cold),
         static_cast<std::int64_t>(st.hot),
         static_cast<std::int64_t>(st.cold),
+        static_cast<std::int64_t>(st.indexed),
         st.pressure,
         st.batches,
         dedup ? Value(*dedup) : Value(std::string("off")),
@@ -191,12 +255,32 @@ const TvfSpec kSimilar = {
     run_similar,
 };
 
+const TvfSpec kRecall = {
+    "engram_recall",
+    "CREATE TABLE x(rank INTEGER, id TEXT, confidence REAL, store HIDDEN, kind HIDDEN, "
+    "value HIDDEN, threshold HIDDEN, max_results HIDDEN, scope HIDDEN)",
+    3,
+    {"store", "kind", "value", "threshold", "max_results", "scope"},
+    3,
+    run_recall,
+};
+
+const TvfSpec kSpread = {
+    "engram_spread",
+    "CREATE TABLE x(id TEXT, activation REAL, depth INTEGER, confidence REAL, store HIDDEN, "
+    "seeds HIDDEN, max_depth HIDDEN, threshold HIDDEN)",
+    4,
+    {"store", "seeds", "max_depth", "threshold", nullptr},
+    2,
+    run_spread,
+};
+
 const TvfSpec kStats = {
     "engram_stats",
     "CREATE TABLE x(path TEXT, dim INTEGER, capacity INTEGER, episodes INTEGER, hot INTEGER, "
-    "cold INTEGER, pressure REAL, batches INTEGER, dedup, sync TEXT, simd TEXT, "
-    "committing INTEGER, applied INTEGER, rate REAL, store HIDDEN)",
-    14,
+    "cold INTEGER, indexed INTEGER, pressure REAL, batches INTEGER, dedup, sync TEXT, "
+    "simd TEXT, committing INTEGER, applied INTEGER, rate REAL, store HIDDEN)",
+    15,
     {"store", nullptr},
     1,
     run_stats,
@@ -213,7 +297,7 @@ const TvfSpec kBatches = {
     run_batches,
 };
 
-const TvfSpec* const kSpecs[] = {&kSimilar, &kStats, &kBatches, nullptr};
+const TvfSpec* const kSpecs[] = {&kSimilar, &kRecall, &kSpread, &kStats, &kBatches, nullptr};
 
 struct TvfAux {
     ConnectionContext* ctx;
@@ -254,8 +338,8 @@ int tvf_best_index(sqlite3_vtab* vtab, sqlite3_index_info* info) noexcept {
     const auto* t = static_cast<TvfTable*>(vtab);
     const TvfSpec* spec = t->spec;
     const int n_args = arg_count(spec);
-    int usable[6] = {-1, -1, -1, -1, -1, -1};
-    bool unusable_seen[6] = {};
+    int usable[kMaxArgs] = {-1, -1, -1, -1, -1, -1, -1};
+    bool unusable_seen[kMaxArgs] = {};
     for (int i = 0; i < info->nConstraint; ++i) {
         const auto& c = info->aConstraint[i];
         const int a = c.iColumn - spec->n_out;
@@ -311,7 +395,7 @@ int tvf_filter(sqlite3_vtab_cursor* cur, int idx_num, const char* /*idx_str*/, i
     return guard(cur->pVtab, [&]() -> Status {
         c->rows.clear();
         c->pos = 0;
-        sqlite3_value* args[6] = {};
+        sqlite3_value* args[kMaxArgs] = {};
         int k = 0;
         for (int a = 0; a < arg_count(t->spec); ++a) {
             if ((idx_num & (1 << a)) != 0 && k < argc) {

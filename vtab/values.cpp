@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -36,7 +37,7 @@ bool is_space(char c) {
 
 } // namespace
 
-std::string quoted(std::string_view s) {
+std::string quote_text(std::string_view s) {
     std::string out = "'";
     const std::size_t limit = 60;
     for (std::size_t i = 0; i < s.size() && i < limit; ++i) {
@@ -59,7 +60,7 @@ std::string read_text(sqlite3_value* v) {
 Result<std::vector<float>> parse_json_vector(std::string_view s, std::string_view what) {
     auto bad = [&](std::size_t pos, const char* why) {
         return Status::invalid(std::string(what) + ": malformed JSON vector at offset " +
-                               std::to_string(pos) + " (" + why + ") in " + quoted(s));
+                               std::to_string(pos) + " (" + why + ") in " + quote_text(s));
     };
     std::vector<float> out;
     std::size_t i = 0;
@@ -195,7 +196,7 @@ Result<std::vector<std::string>> read_who(sqlite3_value* v, std::string_view wha
     const std::string_view s = value_text(v);
     auto bad = [&] {
         return Status::invalid(std::string(what) + ": expected a JSON array of names, got " +
-                               quoted(s));
+                               quote_text(s));
     };
     if (t != SQLITE_TEXT) {
         return bad();
@@ -220,13 +221,101 @@ Result<std::string> read_metadata(sqlite3_value* v, std::string_view what) {
     }
     const std::string_view s = value_text(v);
     if (t != SQLITE_TEXT || !nlohmann::json::accept(s.begin(), s.end())) {
-        return Status::invalid(std::string(what) + ": malformed JSON " + quoted(s));
+        return Status::invalid(std::string(what) + ": malformed JSON " + quote_text(s));
     }
     const nlohmann::json j = nlohmann::json::parse(s.begin(), s.end(), nullptr, false);
     if (!j.is_object()) {
-        return Status::invalid(std::string(what) + ": expected a JSON object, got " + quoted(s));
+        return Status::invalid(std::string(what) + ": expected a JSON object, got " +
+                               quote_text(s));
     }
     return std::string(s);
+}
+
+InValue copy_value(sqlite3_value* v) {
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+        return sqlite3_value_int64(v);
+    case SQLITE_FLOAT:
+        return sqlite3_value_double(v);
+    case SQLITE_TEXT:
+        return InText{read_text(v)};
+    case SQLITE_BLOB: {
+        const auto* p = static_cast<const char*>(sqlite3_value_blob(v));
+        return InBlob{
+            std::string(p == nullptr ? "" : p, static_cast<std::size_t>(sqlite3_value_bytes(v)))};
+    }
+    default:
+        return std::monostate{};
+    }
+}
+
+Result<std::vector<float>> in_vector(const InValue& v, std::string_view what) {
+    if (const auto* b = std::get_if<InBlob>(&v)) {
+        if (b->bytes.size() % 4 != 0) {
+            return Status::invalid(std::string(what) + ": BLOB of " +
+                                   std::to_string(b->bytes.size()) +
+                                   " bytes is not a float32 vector (size must be a multiple of 4)");
+        }
+        std::vector<float> out(b->bytes.size() / 4);
+        if (!out.empty()) {
+            std::memcpy(out.data(), b->bytes.data(), b->bytes.size());
+        }
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            if (!std::isfinite(out[i])) {
+                return Status::invalid(std::string(what) + ": element " + std::to_string(i) +
+                                       " is NaN or Inf");
+            }
+        }
+        return out;
+    }
+    if (const auto* s = std::get_if<InText>(&v)) {
+        return parse_json_vector(s->text, what);
+    }
+    return Status::invalid(std::string(what) +
+                           ": expected a float32 BLOB or a JSON array text, got " + describe(v));
+}
+
+std::string describe(const InValue& v) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) {
+        return std::to_string(*i);
+    }
+    if (const auto* d = std::get_if<double>(&v)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.15g", *d);
+        return buf;
+    }
+    if (const auto* s = std::get_if<InText>(&v)) {
+        return quote_text(s->text);
+    }
+    if (std::holds_alternative<InBlob>(v)) {
+        return "(blob)";
+    }
+    return "NULL";
+}
+
+std::string in_text(const InValue& v) {
+    if (const auto* s = std::get_if<InText>(&v)) {
+        return s->text;
+    }
+    if (const auto* b = std::get_if<InBlob>(&v)) {
+        return b->bytes;
+    }
+    if (std::holds_alternative<std::monostate>(v)) {
+        return "";
+    }
+    return describe(v);
+}
+
+bool in_number(const InValue& v, double* out) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) {
+        *out = static_cast<double>(*i);
+        return true;
+    }
+    if (const auto* d = std::get_if<double>(&v)) {
+        *out = *d;
+        return std::isfinite(*d);
+    }
+    return false;
 }
 
 std::string vector_json(const float* data, std::size_t n) {

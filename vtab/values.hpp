@@ -1,8 +1,10 @@
 #pragma once
 // Conversions between SQLite values and Engram's types, with messages that name the culprit.
 // `what` in each reader names the value in messages (e.g. "column embedding").
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "engine/core/status.hpp"
@@ -30,7 +32,24 @@ std::string who_json(const std::vector<std::string>& who);
 void result_vector(sqlite3_context* ctx, const std::vector<float>& v);
 void result_text(sqlite3_context* ctx, const std::string& s);
 
+// A value copied out of SQLite (SQLite reuses its own between rows).
+struct InText {
+    std::string text;
+};
+struct InBlob {
+    std::string bytes;
+};
+using InValue = std::variant<std::monostate, std::int64_t, double, InText, InBlob>;
+InValue copy_value(sqlite3_value* v);
+// A float32 vector from a copied BLOB or JSON text (same rules as read_vector).
+Result<std::vector<float>> in_vector(const InValue& v, std::string_view what);
+// The value as text for messages: 7, 'abc', (blob), NULL.
+std::string describe(const InValue& v);
+// Text of a TEXT/number value ("" for NULL); numbers formatted as SQLite would.
+std::string in_text(const InValue& v);
+bool in_number(const InValue& v, double* out);
+
 // "'" + s + "'" with embedded quotes doubled, cut to a readable length.
-std::string quoted(std::string_view s);
+std::string quote_text(std::string_view s);
 
 } // namespace engram::vtab

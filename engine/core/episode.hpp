@@ -35,13 +35,26 @@ struct EpisodeRecord {
 
 enum class CueKind : std::uint8_t { kEmbedding, kContext, kTemporal, kSemantic };
 
+// The pattern of a kTemporal cue (engine/recall.hpp gives the exact comparisons).
+enum class TemporalKind : std::uint8_t {
+    kBefore,  // occurred_at < to
+    kAfter,   // occurred_at > from
+    kBetween, // from <= occurred_at <= to
+    kRecent,  // occurred_at >= now - recent_seconds
+};
+
+// A typed, already parsed cue (the SQL layer parses JSON/ISO-8601 into these fields).
+// engine/recall.hpp has factory functions that fill the fields of each kind.
 struct Cue {
     CueKind kind = CueKind::kSemantic;
-    std::vector<float> embedding; // kEmbedding
-    std::string text;             // kSemantic
-    double from = 0, to = 0;      // kContext / kTemporal ranges (unix seconds)
+    std::vector<float> embedding; // kEmbedding: dim floats, need not be normalised
+    std::string text;             // kSemantic: the query
+    double from = 0, to = 0;      // kContext range (when has_from/has_to); kTemporal bounds
     bool has_from = false, has_to = false;
-    std::string location; // kContext
+    std::string location;      // kContext: a criterion when has_location or non-empty
+    bool has_location = false; // kContext: lets an empty location be given explicitly
+    TemporalKind temporal = TemporalKind::kBetween; // kTemporal
+    double recent_seconds = 0.0;                    // kTemporal kRecent
     double threshold = 0.0;
     std::size_t max_results = 10;
     bool include_cold = false;

@@ -20,6 +20,8 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 80)
 INSERT INTO mem(id, what, embedding, confidence)
   SELECT printf('k%03d', i), 'w' || i, engram_random_vector(32, i), 0.5 + (i % 5) / 10.0 FROM n;
 COMMIT;
+CREATE VIRTUAL TABLE links USING engram_edges(store=mem);
+INSERT INTO links VALUES ('k001', 'k002', 0.8), ('k002', 'k003', 1.0);
 SQL
 [[ -d p.db-mem.engram ]] || fail "store directory p.db-mem.engram missing"
 
@@ -32,10 +34,12 @@ SELECT sum((SELECT s.id FROM engram_similar('mem', h.embedding, 1) AS s) = h.id)
 SELECT count(*) FROM mem AS c
   WHERE c.tier = 'cold' AND c.id IN (SELECT id FROM engram_similar('mem', c.embedding, 5));
 SELECT what FROM mem WHERE id = 'k003';
+SELECT count(*) FROM links;
+SELECT group_concat(id || ':' || depth) FROM engram_spread('mem', json_array('k001'), 3);
 SQL
 )
 # every hot memory is found by its own vector; no cold (evicted) memory is ever returned
-expected=$'80|50|30\n80|50|30\n50\n0\nw3'
+expected=$'80|50|30\n80|50|30\n50\n0\nw3\n2\nk001:0,k002:1,k003:2'
 [[ "$out" == "$expected" ]] || fail "read back: got [$out], expected [$expected]"
 
 # A second process may not open a store another process holds.

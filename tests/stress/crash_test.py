@@ -53,10 +53,14 @@ failures = 0
 with tempfile.TemporaryDirectory() as d:
     path = os.path.join(d, "crash.db")
     reported = set()
+    # the store exists before the first child, so that a kill during start-up still checks it
+    db = connect(path)
+    db.execute(f"CREATE VIRTUAL TABLE mem USING engram(dim={DIM}, dedup=off, sync=full)")
+    db.close()
     for k in range(kills):
         child = subprocess.Popen([sys.executable, "-c", CHILD, ext, path, str(ROWS), str(DIM)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.15, 0.6))
+        time.sleep(rng.uniform(0.3, 1.0))
         child.send_signal(signal.SIGKILL)
         out, err = child.communicate()
         if "Error" in err:

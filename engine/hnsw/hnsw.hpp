@@ -1,0 +1,234 @@
+#pragma once
+// HnswIndex: an approximate nearest-neighbour index over unit vectors (cosine = dot), after
+// Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using Hierarchical
+// Navigable Small World graphs" (TPAMI 2018).
+//
+// HOW IT WORKS
+//   Graph        each node gets a random level l = floor(-ln(U) / ln(m)) (U uniform in (0, 1],
+//                from a counter-based generator seeded by HnswConfig::seed, so a fixed
+//                single-threaded insert order gives the same graph every time). Level 0 keeps up
+//                to 2*m links per node, the upper levels m. New nodes search top-down (greedy
+//                above their level, a beam of ef_construction below) and pick neighbours with the
+//                paper's heuristic (Algorithm 4): a candidate is kept only when it is closer to the
+//                new node than to every neighbour already kept. A neighbour whose list overflows
+//                re-selects with the same heuristic.
+//   Distances    the walk scores int8 codes of the vectors (quant.hpp: per-vector scale,
+//                runtime-dispatched kernels); the ef best of a search are then re-ranked with exact
+//                float dot products (simd::kernels()), so scores returned are exact cosines.
+//                Construction uses the int8 scores throughout.
+//   Storage      slots live in chunks that never move (256 slots, doubling up to 65536, then
+//                65536 each); per chunk one array each of level-0 link lists, int8 code rows,
+//                float rows (64-byte aligned, strides padded to 64 bytes), and dense per-slot
+//                scales and states. Upper-level links are a small per-node allocation (about one
+//                node in m has any).
+//   Deletes      remove() tombstones the node at once: searches still walk through it but never
+//                return it, and new nodes link to it only when nothing live is reachable. When
+//                tombstones reach max(64, live/16) (or on purge()), they are purged as one batch:
+//                every node linking to a batch member re-selects its neighbours with the heuristic
+//                from its surviving links plus the links of the purged neighbours (two steps
+//                through purged nodes), the entry point moves if it was purged, and the members'
+//                slots are reused after a grace period (below).
+//
+// Thread safety
+//   insert(), remove(), search(), contains(), size(), stats(), purge() and serialize() may run
+//   concurrently from any number of threads; the index never starts threads.
+//   - search() takes no lock. Link entries are atomics (atomic_ref); a node is fully written
+//     before any link to it is published; a purged slot is reused only once every search that
+//     started before the purge has finished (epoch-based reclamation, counters striped per
+//     thread).
+//   - Inserts and removes run together under per-node spin locks, each held only while one link
+//     list is rewritten (never two at once).
+//   - A purge (run by remove() or insert() on the calling thread once the threshold is reached,
+//     or by purge()) and serialize() wait for running inserts/removes and hold new ones off
+//     while they run (a writer-preferring gate); searches continue meanwhile. A purge scans
+//     every slot: milliseconds per 100K nodes.
+//   A filter runs on the searching thread, under no lock of the index.
+//
+// Errors: HnswConfig::validate() and deserialize() return a Status; everything else fails only
+// by std::bad_alloc (a failed insert may leave its node partly linked, never a lock held).
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/core/status.hpp"
+
+namespace engram::engine {
+
+namespace hnsw_detail {
+struct Candidate;
+struct Query;
+struct Scratch;
+struct Node;
+struct Chunk;
+class LabelMap;
+class Epochs;
+class Gate;
+} // namespace hnsw_detail
+
+struct HnswConfig {
+    // Dimension of the vectors, 1..65536.
+    // Default: none (must be set).
+    std::size_t dim = 0;
+    // Links per node on the upper levels; level 0 keeps 2*m. More links raise recall at a given
+    // ef and cost memory and build time. 2..256.
+    // Default: 16
+    std::size_t m = 16;
+    // Beam width while inserting: larger builds a better graph, more slowly. 1..65536 (values
+    // below m behave as m).
+    // Default: 200
+    std::size_t ef_construction = 200;
+    // Seed of the level generator.
+    // Default: 42
+    std::uint64_t seed = 42;
+
+    Status validate() const;
+};
+
+struct HnswStats {
+    std::size_t live = 0;       // searchable nodes (= size())
+    std::size_t tombstones = 0; // removed, still in the graph, waiting for a purge
+    std::size_t free_slots = 0; // purged slots awaiting reuse (some still in their grace period)
+    std::size_t slots = 0;      // slots ever allocated (the high-water mark)
+    std::size_t max_level = 0;  // level of the entry point
+};
+
+class HnswIndex {
+public:
+    // The config must be valid (validate() is ok); an invalid one is a bug (assert) and is
+    // clamped into range in release builds.
+    explicit HnswIndex(const HnswConfig& config);
+    ~HnswIndex();
+    HnswIndex(const HnswIndex&) = delete;
+    HnswIndex& operator=(const HnswIndex&) = delete;
+
+    const HnswConfig& config() const noexcept { return config_; }
+
+    // Adds `unit` (dim floats, L2-normalised; copied) under `label`; it is searchable when this
+    // returns (possibly a little before). A label that is present is replaced: its old node is
+    // tombstoned. A removed label may be inserted again. May run a purge. Thread-safe.
+    void insert(std::uint32_t label, const float* unit);
+    // Tombstones `label`: no search that starts after this returns finds it. false when absent.
+    // May run a purge on the calling thread. Thread-safe.
+    bool remove(std::uint32_t label);
+    // The k best live nodes by cosine (exact float re-rank of the ef best found by the int8
+    // walk), best first, ties by smaller label. ef = max(ef, k); k has no limit. A filter, when
+    // given, is asked (with the label) during the walk: rejected nodes are still walked through
+    // but never returned, so k results come back whenever k accepted nodes are reachable; the
+    // walk goes on until it has ef accepted nodes or runs out, so a very selective filter costs
+    // up to a scan of the graph. Thread-safe; once the thread's scratch is warm, the returned
+    // vector is the only allocation.
+    std::vector<std::pair<std::uint32_t, float>>
+    search(const float* unit, std::size_t k, std::size_t ef,
+           const std::function<bool(std::uint32_t)>* filter = nullptr) const;
+
+    std::size_t size() const noexcept;
+    bool contains(std::uint32_t label) const;
+    HnswStats stats() const;
+
+    // Purges every tombstone now, whatever the threshold; returns how many. Thread-safe.
+    std::size_t purge();
+
+    // Appends a versioned, checksummed snapshot (little-endian) to *out: the graph, float
+    // vectors, tombstones and free slots, so the copy answers every search exactly as this index
+    // does. Waits for running inserts/removes and blocks new ones while it copies.
+    void serialize(std::string* out) const;
+    // Rebuilds an index from serialize()'s bytes. config.dim and config.m must match the
+    // snapshot's; ef_construction and seed are taken from config. A truncated, corrupted or
+    // inconsistent snapshot returns kCorruption; a config mismatch kInvalidArgument. Never reads
+    // outside `bytes`.
+    static Result<std::unique_ptr<HnswIndex>> deserialize(std::string_view bytes,
+                                                          const HnswConfig& config);
+
+    // Name of the int8 kernel in use ("avx512bw", ...), for diagnostics.
+    static const char* kernel_name() noexcept;
+
+private:
+    using Candidate = hnsw_detail::Candidate;
+    using Query = hnsw_detail::Query;
+    using Scratch = hnsw_detail::Scratch;
+    using Node = hnsw_detail::Node;
+    using Chunk = hnsw_detail::Chunk;
+
+    // -- storage --------------------------------------------------------------------------------
+    Node& node(std::uint32_t slot) const noexcept;
+    const std::int8_t* codes(std::uint32_t slot) const noexcept;
+    float inv_scale(std::uint32_t slot) const noexcept;
+    std::uint8_t state(std::uint32_t slot) const noexcept; // kFree / kLive / kRemoved
+    void set_state(std::uint32_t slot, std::uint8_t state) noexcept;
+    const float* row(std::uint32_t slot) const noexcept;
+    // The link list of slot at a level: [0] = count, then the ids.
+    std::uint32_t* links(std::uint32_t slot, std::size_t level) const noexcept;
+    std::size_t max_links(std::size_t level) const noexcept { return level == 0 ? m0_ : m_; }
+    std::uint32_t allocate_slot();
+    void ensure_chunk(std::size_t chunk);
+    void init_node(std::uint32_t slot, std::uint32_t label, std::uint8_t level, const float* unit);
+    std::uint8_t random_level();
+
+    // -- graph ----------------------------------------------------------------------------------
+    float score(const Query& q, std::uint32_t slot) const noexcept;
+    float score(std::uint32_t a, std::uint32_t b) const noexcept;
+    void greedy(const Query& q, std::size_t level, Candidate* cur) const;
+    // Beam search at one level from s.entries: the ef best live nodes that pass the filter (if
+    // any) end in s.results (a heap, worst on top).
+    void search_level(const Query& q, std::size_t ef, std::size_t level,
+                      const std::function<bool(std::uint32_t)>* filter, Scratch& s) const;
+    // Paper's Algorithm 4 on candidates sorted best first (scores relative to `base`); keeps at
+    // most `limit` of them in place.
+    void select_neighbors(std::vector<Candidate>& sorted, std::size_t limit) const;
+    void write_links(std::uint32_t slot, std::size_t level, const std::vector<Candidate>& list);
+    void link_to(std::uint32_t from, std::uint32_t to, std::size_t level, Scratch& s);
+    void insert_slot(std::uint32_t slot, std::uint8_t level, Scratch& s);
+    void mark_removed(std::uint32_t slot);
+    void maybe_purge();
+    std::size_t purge_batch(bool force);
+    void repair(std::uint32_t slot, std::size_t level, const std::vector<std::uint8_t>& in_batch,
+                Scratch& s);
+
+    class NodeLock;
+    void lock_node(std::uint32_t slot) const noexcept;
+    void unlock_node(std::uint32_t slot) const noexcept;
+
+    HnswConfig config_;
+    std::size_t m_ = 0;            // max links, upper levels
+    std::size_t m0_ = 0;           // max links, level 0
+    std::size_t ef_build_ = 0;     // max(ef_construction, m)
+    double level_mult_ = 0;        // 1 / ln(m)
+    std::size_t code_len_ = 0;     // bytes per code row (dim rounded up to 64)
+    std::size_t row_stride_ = 0;   // floats per float row (dim rounded up to 16)
+    std::size_t link0_stride_ = 0; // uint32 per level-0 list (1 + 2m rounded up to 16)
+    std::int32_t (*dot_i8_)(const std::int8_t*, const std::int8_t*, std::size_t) = nullptr;
+
+    std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
+    std::mutex grow_mutex_;
+    std::atomic<std::uint32_t> next_slot_{0};
+    std::atomic<std::uint64_t> level_counter_{0};
+
+    // Entry point: slot | level << 32, or kNoEntry.
+    std::atomic<std::uint64_t> entry_;
+    std::mutex entry_mutex_;
+
+    std::unique_ptr<hnsw_detail::LabelMap> labels_;
+    std::unique_ptr<hnsw_detail::Epochs> epochs_;
+    // Inserts, removes and purges pass it shared; serialize() exclusive (writer-preferring).
+    std::unique_ptr<hnsw_detail::Gate> gate_;
+    std::atomic<std::size_t> live_{0};
+
+    // Tombstones waiting for a purge and purged slots waiting for reuse, each with the epoch tag
+    // of its removal / purge, oldest first (limbo from limbo_head_).
+    mutable std::mutex free_mutex_;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> pending_;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> limbo_;
+    std::size_t limbo_head_ = 0;
+    std::atomic<std::size_t> pending_count_{0};
+    std::atomic<std::size_t> limbo_count_{0};
+    std::mutex purge_mutex_; // one purge at a time
+};
+
+} // namespace engram::engine
