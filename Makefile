@@ -25,8 +25,10 @@ test: build
 	@bash scripts/install-node-client.sh
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE stress
 
-bench: build
+bench:
 	@bash scripts/install-deps.sh --bench
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
 	@bash scripts/bench.sh $(BUILD)
 
 stress: build

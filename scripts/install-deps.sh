@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(g++ cmake make pkg-config sqlite3 libsqlite3-dev librocksdb-dev libtbb-dev libxsimd-dev
-      libnuma-dev libmimalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev python3)
+      libnuma-dev libmimalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev python3)
 if [[ "${1:-}" == "--bench" ]]; then
     pkgs+=(libhnswlib-dev dataset-fashion-mnist gnuplot-nox)
 fi
