@@ -15,6 +15,16 @@ report="$root/bench/report.md"
     "$build/bench/engram_simd_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
     echo
     /usr/bin/python3 "$root/bench/ingest_bench.py" "$build/engram" --reps 3
+    echo
+    echo "## Spreading activation and recall"
+    echo
+    "$build/bench/engram_spread_bench"
+    if [[ -x "$build/bench/engram_hnsw_bench" ]]; then
+        echo
+        echo "## HNSW vs hnswlib"
+        echo
+        (cd "$root/bench" && "$build/bench/engram_hnsw_bench")
+    fi
 } > "$report.tmp"
 mv "$report.tmp" "$report"
 cat "$report"
