@@ -303,6 +303,12 @@ Status similar_bind(sqlite3_value** args, BatchArgs* out) {
         }
         out->ef = static_cast<std::size_t>(sqlite3_value_int64(args[4]));
     }
+    auto filter = parse_search_filter("engram_similar_batch argument filter",
+                                      args[5] == nullptr ? InValue() : copy_value(args[5]));
+    if (!filter) {
+        return filter.status();
+    }
+    out->filter = std::move(filter.value());
     return Status::ok();
 }
 
@@ -325,8 +331,8 @@ Status similar_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vect
     std::vector<std::vector<std::pair<std::string, float>>> results(units.size());
     SharedStore* store = a.store.get();
     engine::parallel_indices(engine::default_arena(), units.size(), [&](std::size_t i) {
-        results[i] =
-            store->search(units[i].data(), a.k, static_cast<float>(a.threshold), a.ef, nullptr);
+        results[i] = store->search(units[i].data(), a.k, static_cast<float>(a.threshold), a.ef,
+                                   a.filter ? &*a.filter : nullptr);
     });
     for (std::size_t q = 0; q < results.size(); ++q) {
         std::int64_t rank = 0;
@@ -387,9 +393,9 @@ Status recall_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vecto
 const BatchSpec kSimilarBatch = {
     "engram_similar_batch",
     "CREATE TABLE x(query_id, rank INTEGER, id TEXT, confidence REAL, store HIDDEN, sql HIDDEN, "
-    "k HIDDEN, threshold HIDDEN, ef HIDDEN)",
+    "k HIDDEN, threshold HIDDEN, ef HIDDEN, filter HIDDEN)",
     4,
-    {"store", "sql", "k", "threshold", "ef", nullptr},
+    {"store", "sql", "k", "threshold", "ef", "filter", nullptr},
     3,
     2,
     "query id, embedding",

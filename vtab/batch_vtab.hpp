@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -32,6 +33,7 @@ struct BatchArgs {
     double threshold = 0.0;
     std::size_t ef = 64;
     std::size_t max_depth = 4;
+    std::optional<SearchFilter> filter;
 };
 
 struct BatchSpec {

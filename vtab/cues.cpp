@@ -158,4 +158,55 @@ Result<engine::Cue> parse_cue(const std::string& what, const InValue& kind, cons
     return cue;
 }
 
+Result<std::optional<SearchFilter>> parse_search_filter(const std::string& what,
+                                                        const InValue& value) {
+    if (std::holds_alternative<std::monostate>(value)) {
+        return std::optional<SearchFilter>();
+    }
+    auto j = json_object(what, value);
+    if (!j) {
+        return j.status();
+    }
+    if (j->empty()) {
+        return std::optional<SearchFilter>();
+    }
+    SearchFilter f;
+    for (auto it = j->begin(); it != j->end(); ++it) {
+        const std::string& key = it.key();
+        if (key == "from" || key == "to") {
+            auto t = json_time(what, key, it.value());
+            if (!t) {
+                return t.status();
+            }
+            (key == "from" ? f.from : f.to) = t.value();
+        } else if (key == "location") {
+            if (!it.value().is_string()) {
+                return Status::invalid(what + ", \"location\": expected text");
+            }
+            f.location = it.value().get<std::string>();
+        } else if (key == "metadata") {
+            if (!it.value().is_object() || it.value().size() != 1) {
+                return Status::invalid(what + ", \"metadata\": expected one {\"key\": value}");
+            }
+            f.metadata_key = it.value().begin().key();
+            f.metadata_value = it.value().begin().value().dump();
+        } else if (key == "ids") {
+            if (!it.value().is_array()) {
+                return Status::invalid(what + ", \"ids\": expected a JSON array of ids");
+            }
+            f.ids.emplace();
+            for (const auto& id : it.value()) {
+                if (!id.is_string()) {
+                    return Status::invalid(what + ", \"ids\": expected a JSON array of ids");
+                }
+                f.ids->insert(id.get<std::string>());
+            }
+        } else {
+            return Status::invalid(what + ": unknown key \"" + key +
+                                   "\" (expected from, to, location, metadata, ids)");
+        }
+    }
+    return std::optional<SearchFilter>(std::move(f));
+}
+
 } // namespace engram::vtab

@@ -7,6 +7,7 @@
 
 #include "engine/core/episode.hpp"
 #include "engine/core/status.hpp"
+#include "vtab/store_handle.hpp"
 #include "vtab/values.hpp"
 
 namespace engram::vtab {
@@ -16,5 +17,10 @@ namespace engram::vtab {
 Result<engine::Cue> parse_cue(const std::string& what, const InValue& kind, const InValue& value,
                               const InValue& threshold, const InValue& max_results,
                               const InValue& scope, std::size_t dim);
+
+// A similarity filter from JSON: {"from": t, "to": t, "location": s, "metadata": {"key": value},
+// "ids": [id, ...]} (any subset; an empty object or NULL means no filter → nullopt).
+Result<std::optional<SearchFilter>> parse_search_filter(const std::string& what,
+                                                        const InValue& value);
 
 } // namespace engram::vtab

@@ -1,5 +1,7 @@
 #include "vtab/store_handle.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -29,6 +31,15 @@ std::mutex& registry_mutex() {
 std::map<std::string, std::weak_ptr<SharedStore>>& registry() {
     static std::map<std::string, std::weak_ptr<SharedStore>> r;
     return r;
+}
+
+std::string ascii_lower(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return s;
 }
 
 double steady_seconds() {
@@ -488,6 +499,7 @@ void SharedStore::set_text(const engine::Episode& e) {
     }
     texts_[*slot].what = e.what;
     texts_[*slot].location = e.location;
+    texts_[*slot].metadata = e.metadata;
 }
 
 std::vector<Result<std::vector<std::pair<std::string, double>>>>
@@ -783,15 +795,48 @@ void SharedStore::wait_indexed() {
     idle_cv_.wait(g, [&] { return stop_ || (waiting_ == 0 && !building_); });
 }
 
-std::vector<std::pair<std::string, float>>
-SharedStore::search(const float* unit, std::size_t k, float threshold, std::size_t ef,
-                    const std::function<bool(const engine::SlotInfo&)>* filter) {
+std::vector<std::pair<std::string, float>> SharedStore::search(const float* unit, std::size_t k,
+                                                               float threshold, std::size_t ef,
+                                                               const SearchFilter* filter) {
     std::shared_lock<std::shared_mutex> lock(mutex_);
     const engine::HotTier& hot = memory_->hot();
     std::vector<engine::Match> found;
     if (k == 0 || hot.count() == 0) {
         return {};
     }
+    std::string location;
+    nlohmann::json wanted;
+    if (filter != nullptr && filter->location) {
+        location = ascii_lower(*filter->location);
+    }
+    if (filter != nullptr && filter->metadata_key) {
+        wanted = nlohmann::json::parse(filter->metadata_value, nullptr, false);
+    }
+    auto accept_slot = [&](std::uint32_t slot) {
+        const engine::SlotInfo& info = hot.info(slot);
+        if (filter->from && info.occurred_at < *filter->from) {
+            return false;
+        }
+        if (filter->to && info.occurred_at > *filter->to) {
+            return false;
+        }
+        if (filter->ids && filter->ids->count(info.id) == 0) {
+            return false;
+        }
+        static const SlotText kNone;
+        const SlotText& t = slot < texts_.size() ? texts_[slot] : kNone;
+        if (filter->location && ascii_lower(t.location).find(location) == std::string::npos) {
+            return false;
+        }
+        if (filter->metadata_key) {
+            const nlohmann::json m = nlohmann::json::parse(t.metadata, nullptr, false);
+            if (!m.is_object() || !m.contains(*filter->metadata_key) ||
+                m[*filter->metadata_key] != wanted) {
+                return false;
+            }
+        }
+        return true;
+    };
     // Exact part: memories not in the graph yet.
     std::vector<std::uint32_t> pending;
     {
@@ -806,7 +851,7 @@ SharedStore::search(const float* unit, std::size_t k, float threshold, std::size
     const engine::simd::KernelTable& kt = engine::simd::kernels();
     for (std::uint32_t slot : pending) {
         const engine::SlotInfo& info = hot.info(slot);
-        if (!info.live || (filter != nullptr && !(*filter)(info))) {
+        if (!info.live || (filter != nullptr && !accept_slot(slot))) {
             continue;
         }
         const float score = std::clamp(kt.dot(unit, hot.row(slot), hot.dim()), -1.0F, 1.0F);
@@ -817,7 +862,7 @@ SharedStore::search(const float* unit, std::size_t k, float threshold, std::size
     // Graph part.
     std::function<bool(std::uint32_t)> accept;
     if (filter != nullptr) {
-        accept = [&](std::uint32_t slot) { return (*filter)(hot.info(slot)); };
+        accept = accept_slot;
     }
     for (const auto& [slot, raw] :
          index_->search(unit, k, ef, filter != nullptr ? &accept : nullptr)) {

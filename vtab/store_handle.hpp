@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/core/episode.hpp"
@@ -59,6 +60,16 @@ struct EdgeOp {
     std::string src;
     std::string dst;
     double weight = 0.0;
+};
+
+// Restricts a similarity search (applied during the graph walk, so k results come back when k
+// matching memories exist). Every given criterion must hold.
+struct SearchFilter {
+    std::optional<double> from, to;          // occurred_at range, inclusive
+    std::optional<std::string> location;     // case-insensitive substring of the location
+    std::optional<std::string> metadata_key; // metadata[key] == metadata_value (JSON values)
+    std::string metadata_value;              // JSON text
+    std::optional<std::unordered_set<std::string>> ids; // only these ids
 };
 
 struct SpreadSeed {
@@ -122,11 +133,11 @@ public:
     StoreStats stats();
     // The k hot memories most similar to `unit` with score >= threshold, best first (ties:
     // smallest id): the graph index's answer (beam ef) merged with an exact scan of the memories
-    // not indexed yet. `filter` (may be null) sees hot slots and runs during the graph walk.
+    // not indexed yet. `filter` (may be null) is applied during the graph walk.
     // Takes the store's shared lock.
-    std::vector<std::pair<std::string, float>>
-    search(const float* unit, std::size_t k, float threshold, std::size_t ef,
-           const std::function<bool(const engine::SlotInfo&)>* filter);
+    std::vector<std::pair<std::string, float>> search(const float* unit, std::size_t k,
+                                                      float threshold, std::size_t ef,
+                                                      const SearchFilter* filter);
     // Recall (DESIGN §2) of each cue against the hot memories (and the cold ones for cues that
     // ask for them), in parallel over cues; results per cue as (id, confidence), best first.
     std::vector<Result<std::vector<std::pair<std::string, double>>>>
@@ -185,6 +196,7 @@ private:
     struct SlotText {
         std::string what;
         std::string location;
+        std::string metadata;
     };
     void set_text(const engine::Episode& e);
     std::vector<SlotText> texts_;

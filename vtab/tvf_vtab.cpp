@@ -123,8 +123,14 @@ Status run_similar(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row
     }
     std::vector<float> unit = std::move(query.value());
     engine::simd::kernels().normalize(unit.data(), unit.size());
-    const auto matches = s.search(unit.data(), static_cast<std::size_t>(k.value()),
-                                  static_cast<float>(threshold), ef, nullptr);
+    auto filter = parse_search_filter("engram_similar argument filter",
+                                      args[5] == nullptr ? InValue() : copy_value(args[5]));
+    if (!filter) {
+        return filter.status();
+    }
+    const auto matches =
+        s.search(unit.data(), static_cast<std::size_t>(k.value()), static_cast<float>(threshold),
+                 ef, filter->has_value() ? &**filter : nullptr);
     rows->reserve(matches.size());
     std::int64_t rank = 0;
     for (const auto& [id, score] : matches) {
@@ -248,9 +254,9 @@ Status run_batches(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row
 const TvfSpec kSimilar = {
     "engram_similar",
     "CREATE TABLE x(rank INTEGER, id TEXT, confidence REAL, store HIDDEN, vector HIDDEN, "
-    "k HIDDEN, threshold HIDDEN, ef HIDDEN)",
+    "k HIDDEN, threshold HIDDEN, ef HIDDEN, filter HIDDEN)",
     3,
-    {"store", "vector", "k", "threshold", "ef", nullptr},
+    {"store", "vector", "k", "threshold", "ef", "filter", nullptr},
     3,
     run_similar,
 };

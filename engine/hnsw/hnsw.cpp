@@ -446,6 +446,13 @@ const std::int8_t* HnswIndex::codes(std::uint32_t slot) const noexcept {
     return chunks_[c].load(std::memory_order_acquire)->codes + o * code_len_;
 }
 
+bool HnswIndex::allocated(std::uint32_t slot) const noexcept {
+    std::size_t c = 0;
+    std::size_t o = 0;
+    locate(slot, &c, &o);
+    return chunks_[c].load(std::memory_order_acquire) != nullptr;
+}
+
 std::uint8_t HnswIndex::state(std::uint32_t slot) const noexcept {
     std::size_t c = 0;
     std::size_t o = 0;
@@ -771,14 +778,13 @@ void HnswIndex::link_to(std::uint32_t from, std::uint32_t to, std::size_t level,
         store(list[0], n + 1);
         return;
     }
-    // Full: re-select among the current links (tombstones dropped) and the new one.
+    // Full: re-select among the current links and the new one. Tombstones stay candidates:
+    // dropping one here would lose the paths through it that its purge is to reconnect.
     auto& cands = s.work2;
     cands.clear();
     for (std::uint32_t i = 0; i < n; ++i) {
         const std::uint32_t id = load(list[1 + i]);
-        if (state(id) == kLive) {
-            cands.push_back({score(from, id), id});
-        }
+        cands.push_back({score(from, id), id});
     }
     cands.push_back({score(from, to), to});
     sort_best_first(cands);
@@ -940,8 +946,9 @@ void HnswIndex::repair(std::uint32_t slot, std::size_t level,
         store(list[0], static_cast<std::uint32_t>(ids.size()));
         return;
     }
-    // Candidates: the surviving links, the links of purged neighbours, and (one step further)
-    // the links of purged neighbours of purged neighbours; live nodes only.
+    // Candidates: the surviving links (tombstones of later batches included, as in link_to),
+    // and the live nodes among the links of purged neighbours and, one step further, of their
+    // purged neighbours.
     const auto take = [&](std::uint32_t id) {
         if (id != slot && !purged(id) && state(id) == kLive) {
             ids.push_back(id);
@@ -950,7 +957,7 @@ void HnswIndex::repair(std::uint32_t slot, std::size_t level,
     for (std::uint32_t i = 0; i < n; ++i) {
         const std::uint32_t id = load(list[1 + i]);
         if (!purged(id)) {
-            take(id);
+            ids.push_back(id);
             continue;
         }
         // A purged node's lists no longer change: nothing links to tombstones any more.
@@ -1032,8 +1039,13 @@ std::size_t HnswIndex::purge_batch(bool force) {
             in_batch[b] = 1;
         }
         for (std::uint32_t slot = 0; slot < slots; ++slot) {
+            // A slot handed out by allocate_slot() may still wait for its chunk; such a slot
+            // belongs to an insert that began after the batch closed and cannot link to it.
+            if (in_batch[slot] != 0 || !allocated(slot)) {
+                continue;
+            }
             const std::uint8_t st = state(slot);
-            if (in_batch[slot] != 0 || st == kFree) {
+            if (st == kFree) {
                 continue;
             }
             const Node& n = node(slot);

@@ -160,6 +160,7 @@ private:
     Node& node(std::uint32_t slot) const noexcept;
     const std::int8_t* codes(std::uint32_t slot) const noexcept;
     float inv_scale(std::uint32_t slot) const noexcept;
+    bool allocated(std::uint32_t slot) const noexcept;     // its chunk exists
     std::uint8_t state(std::uint32_t slot) const noexcept; // kFree / kLive / kRemoved
     void set_state(std::uint32_t slot, std::uint8_t state) noexcept;
     const float* row(std::uint32_t slot) const noexcept;

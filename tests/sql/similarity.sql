@@ -37,3 +37,25 @@ SELECT * FROM engram_similar_batch('mem', 'SELECT qid, e FROM q', 2, 0.0, 0);
 SELECT * FROM engram_similar_batch('nope', 'SELECT qid, e FROM q', 2);
 CREATE VIEW v AS SELECT * FROM engram_similar_batch('mem', 'SELECT qid, e FROM q', 2);
 SELECT * FROM v;
+-- filtered search: exactly the top k of the filtered exact result (applied during the walk, so
+-- k results come back when k matches exist)
+CREATE VIRTUAL TABLE f USING engram(dim=8, dedup=off);
+CREATE TABLE fsrc AS
+  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+  SELECT 'f' || i AS id, engram_random_vector(8, i) AS e, 1714557600 + i * 60 AS t,
+         CASE i % 7 WHEN 0 THEN 'Lisbon' ELSE 'Porto' END AS loc,
+         json_object('colour', CASE i % 5 WHEN 0 THEN 'red' ELSE 'blue' END) AS meta FROM n;
+INSERT INTO f(id, embedding, occurred_at, location, metadata) SELECT id, e, t, loc, meta FROM fsrc;
+CREATE TABLE fq AS SELECT engram_random_vector(8, 424242) AS e;
+SELECT 'location', count(*) = 10, sum(s.id IN (SELECT id FROM fsrc WHERE loc = 'Lisbon' ORDER BY engram_cosine(fsrc.e, (SELECT e FROM fq)) DESC LIMIT 10))
+  FROM engram_similar('f', (SELECT e FROM fq), 10, -1, 400, '{"location": "lisbon"}') AS s;
+SELECT 'metadata', count(*) = 10, sum(s.id IN (SELECT id FROM fsrc WHERE meta ->> 'colour' = 'red' ORDER BY engram_cosine(fsrc.e, (SELECT e FROM fq)) DESC LIMIT 10))
+  FROM engram_similar('f', (SELECT e FROM fq), 10, -1, 400, '{"metadata": {"colour": "red"}}') AS s;
+SELECT 'time', count(*) = 10, sum(s.id IN (SELECT id FROM fsrc WHERE t BETWEEN 1714557600 + 600 * 60 AND 1714557600 + 900 * 60 ORDER BY engram_cosine(fsrc.e, (SELECT e FROM fq)) DESC LIMIT 10))
+  FROM engram_similar('f', (SELECT e FROM fq), 10, -1, 400, json_object('from', 1714557600 + 600 * 60, 'to', '2024-05-02T01:00:00Z')) AS s;
+SELECT 'ids', group_concat(s.id, ',') FROM engram_similar('f', (SELECT e FROM fq), 10, -1, 64,
+  (SELECT json_object('ids', json_group_array(id)) FROM fsrc WHERE id IN ('f5', 'f17', 'f2999'))) AS s;
+SELECT 'batch filter', count(*) FROM engram_similar_batch('f', 'SELECT 1, e FROM fq', 10, -1, 200, '{"location": "Lisbon"}') AS s
+  JOIN fsrc ON fsrc.id = s.id WHERE fsrc.loc = 'Lisbon';
+SELECT * FROM engram_similar('f', (SELECT e FROM fq), 10, -1, 64, '{"colour": "red"}');
+SELECT * FROM engram_similar('f', (SELECT e FROM fq), 10, -1, 64, '[1]');
