@@ -34,6 +34,29 @@ std::uint32_t HotTier::allocate_slot() {
     return s;
 }
 
+void HotTier::prepare_slots(std::size_t n) {
+    while (infos_.size() < n) {
+        free_.clear();
+        allocate_slot();
+    }
+    free_.clear();
+}
+
+void HotTier::insert_at(std::uint32_t slot, std::string_view id, const float* unit,
+                        float activation, float confidence, double occurred_at) {
+    free_.assign(1, slot); // insert() takes its slot from the free list
+    insert(id, unit, activation, confidence, occurred_at);
+}
+
+void HotTier::finish_layout() {
+    free_.clear();
+    for (std::uint32_t s = static_cast<std::uint32_t>(infos_.size()); s-- > 0;) {
+        if (!infos_[s].live) {
+            free_.push_back(s);
+        }
+    }
+}
+
 std::uint32_t HotTier::insert(std::string_view id, const float* unit, float activation,
                               float confidence, double occurred_at) {
     const std::uint32_t s = allocate_slot();

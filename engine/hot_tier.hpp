@@ -61,6 +61,13 @@ public:
     // Inserts a unit-length embedding (dim floats) for an id that is not present; returns its slot.
     std::uint32_t insert(std::string_view id, const float* unit, float activation, float confidence,
                          double occurred_at);
+    // Restoring a saved slot layout: prepare_slots(n) makes slots [0, n) addressable and free,
+    // insert_at() fills one of them, finish_layout() rebuilds the free list. In between, only
+    // insert_at() may be called.
+    void prepare_slots(std::size_t n);
+    void insert_at(std::uint32_t slot, std::string_view id, const float* unit, float activation,
+                   float confidence, double occurred_at);
+    void finish_layout();
     // Removes an id; false when absent.
     bool remove(std::string_view id);
     // Replaces the embedding and facts of a present id; false when absent.

@@ -73,6 +73,10 @@ void Batch::put_edge(std::string_view src, std::string_view dst, double weight) 
 void Batch::delete_edge(std::string_view src, std::string_view dst) {
     wb_->Delete(store_->edges_, edge_key(src, dst));
 }
+void Batch::put_index(std::string_view key, std::string_view value) {
+    wb_->Put(store_->index_, rocksdb::Slice(key.data(), key.size()),
+             rocksdb::Slice(value.data(), value.size()));
+}
 void Batch::delete_episode(std::string_view id) {
     wb_->Delete(store_->episodes_, rocksdb::Slice(id.data(), id.size()));
 }
@@ -176,6 +180,17 @@ Status Store::get_episode(std::string_view id, std::string* value) const {
     const rocksdb::Status s =
         db_->Get(rocksdb::ReadOptions(), episodes_, rocksdb::Slice(id.data(), id.size()), value);
     return from_rocksdb(s, "reading episode '" + std::string(id) + "'");
+}
+
+Result<std::optional<std::string>> Store::get_index(std::string_view key) const {
+    std::string value;
+    const rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), index_, rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) {
+        return std::optional<std::string>();
+    }
+    ENGRAM_TRY(from_rocksdb(s, "reading the index snapshot"));
+    return std::optional<std::string>(std::move(value));
 }
 
 Result<std::optional<std::string>> Store::get_meta(std::string_view key) const {

@@ -53,6 +53,8 @@ public:
     void clear();
     void delete_episode(std::string_view id);
     void put_meta(std::string_view key, std::string_view value);
+    // The `index` family: graph snapshots.
+    void put_index(std::string_view key, std::string_view value);
     // Edges: key = src '\0' dst, value = float64 weight.
     void put_edge(std::string_view src, std::string_view dst, double weight);
     void delete_edge(std::string_view src, std::string_view dst);
@@ -99,6 +101,7 @@ public:
     // NotFound when absent.
     Status get_episode(std::string_view id, std::string* value) const;
     Result<std::optional<std::string>> get_meta(std::string_view key) const;
+    Result<std::optional<std::string>> get_index(std::string_view key) const;
     // A batch for this store; reserved_bytes pre-sizes its buffer (avoids regrowth copies).
     Batch batch(std::size_t reserved_bytes = 0) const;
     Status write(Batch& batch, SyncMode sync);

@@ -13,6 +13,7 @@
 
 #include "engine/pool.hpp"
 #include "engine/simd/kernels.hpp"
+#include "vtab/connection.hpp"
 #include "vtab/guard.hpp"
 #include "vtab/modules.hpp"
 #include "vtab/values.hpp"
@@ -134,6 +135,24 @@ void fn_random_vector(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) 
     });
 }
 
+// engram_index_wait(store): blocks until every hot memory of the store is in the graph index
+// (the background builder has caught up) and returns how many are indexed.
+void fn_index_wait(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) noexcept {
+    guard_fn(ctx, [&]() -> Status {
+        auto* conn = static_cast<ConnectionContext*>(sqlite3_user_data(ctx));
+        if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+            return Status::invalid("engram_index_wait: expected the name of an engram table");
+        }
+        auto store = resolve_store(conn, read_text(argv[0]));
+        if (!store) {
+            return store.status();
+        }
+        (*store)->wait_indexed();
+        sqlite3_result_int64(ctx, static_cast<sqlite3_int64>((*store)->stats().indexed));
+        return Status::ok();
+    });
+}
+
 } // namespace
 
 int register_functions(sqlite3* db, void* ctx) {
@@ -145,9 +164,13 @@ int register_functions(sqlite3* db, void* ctx) {
     };
     const int det = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
     const Fn fns[] = {
-        {"engram_version", 0, fn_version, det}, {"engram_debug", 0, fn_debug, SQLITE_UTF8},
-        {"engram_vector", 1, fn_vector, det},   {"engram_vector_json", 1, fn_vector_json, det},
-        {"engram_cosine", 2, fn_cosine, det},   {"engram_random_vector", 2, fn_random_vector, det},
+        {"engram_version", 0, fn_version, det},
+        {"engram_debug", 0, fn_debug, SQLITE_UTF8},
+        {"engram_vector", 1, fn_vector, det},
+        {"engram_vector_json", 1, fn_vector_json, det},
+        {"engram_cosine", 2, fn_cosine, det},
+        {"engram_random_vector", 2, fn_random_vector, det},
+        {"engram_index_wait", 1, fn_index_wait, SQLITE_UTF8 | SQLITE_DIRECTONLY},
     };
     for (const Fn& f : fns) {
         const int rc = sqlite3_create_function_v2(db, f.name, f.argc, f.flags, ctx, f.fn, nullptr,

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -77,6 +78,9 @@ SharedStore::~SharedStore() {
     if (builder_.joinable()) {
         builder_.join();
     }
+    if (!dropped_ && !options_.in_memory && db_) {
+        save_snapshot(); // best effort: a missing or stale snapshot only means a rebuild
+    }
     db_.reset();
     if (dropped_ && !options_.in_memory) {
         storage::Store::destroy(options_.path).message(); // best effort: the table is gone
@@ -108,7 +112,13 @@ Result<std::shared_ptr<SharedStore>> SharedStore::acquire(const StoreOptions& op
     fresh->db_ = std::move(opened.value());
     ENGRAM_TRY(fresh->check_and_persist_options());
     fresh->reset_index();
-    ENGRAM_TRY(fresh->load());
+    auto restored = fresh->load_snapshot();
+    if (!restored) {
+        return restored.status();
+    }
+    if (!restored.value()) {
+        ENGRAM_TRY(fresh->load());
+    }
     ENGRAM_TRY(fresh->load_edges());
     fresh->drain_journal();
     fresh->builder_ = std::thread([s = fresh.get()] { s->build_loop(); });
@@ -142,6 +152,11 @@ Status SharedStore::check_and_persist_options() {
             "engram store '" + options_.path + "' was created with dim=" + **dim +
             ", but the table declares dim=" + std::to_string(options_.memory.dim));
     }
+    auto version = db_->get_meta("version");
+    if (!version) {
+        return version.status();
+    }
+    version_ = version->has_value() ? std::stoull(**version) : 0;
     storage::Batch b = db_->batch();
     b.put_meta("format", "1");
     b.put_meta("dim", std::to_string(options_.memory.dim));
@@ -458,7 +473,12 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
                 batch.delete_episode(all[i].first);
             }
         }
+        // The data version tells a graph snapshot whether it still matches (see save_snapshot).
+        batch.put_meta("version", std::to_string(version_ + 1));
         failed = db_->write(batch, options_.sync);
+        if (failed.is_ok()) {
+            ++version_;
+        }
         if (batch.byte_size() > kKeepBatchBytes) {
             write_batch_.reset(); // do not keep a huge buffer around
         }
@@ -705,6 +725,183 @@ SharedStore::spread(std::span<const std::vector<SpreadSeed>> sets, std::size_t m
         out[where[r]] = std::move(rows);
     }
     return out;
+}
+
+// Snapshot layout in the `index` family:
+//   "snapshot.meta"  u32 format (1) | u64 data version | u64 slots | per slot: u8 state (0 free,
+//                    1 hot not indexed, 2 hot indexed), and when hot u32 id length + id |
+//                    u64 graph bytes | u32 chunks
+//   "snapshot.NNNN"  the graph (HnswIndex::serialize) in chunks of kSnapshotChunk bytes
+// It is written when the store closes, and used on open only when
+// its data version equals the store's (every commit bumps the version): labels are hot slots,
+// so the hot tier is rebuilt with exactly the saved slot layout.
+namespace {
+constexpr std::size_t kSnapshotChunk = 64U << 20;
+template <typename T> void put_pod(std::string* out, T v) {
+    out->append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <typename T> bool get_pod(std::string_view* in, T* v) {
+    if (in->size() < sizeof(T)) {
+        return false;
+    }
+    std::memcpy(v, in->data(), sizeof(T));
+    in->remove_prefix(sizeof(T));
+    return true;
+}
+} // namespace
+
+void SharedStore::save_snapshot() {
+    // The builder has stopped: state_ is stable. Memories not indexed yet are saved as such and
+    // go back to the builder's queue on open.
+    const engine::HotTier& hot = memory_->hot();
+    std::string meta;
+    put_pod<std::uint32_t>(&meta, 1);
+    put_pod<std::uint64_t>(&meta, version_);
+    put_pod<std::uint64_t>(&meta, hot.slots());
+    for (std::uint32_t s = 0; s < hot.slots(); ++s) {
+        const engine::SlotInfo& info = hot.info(s);
+        const bool indexed = s < state_.size() && state_[s] == 2;
+        put_pod<std::uint8_t>(&meta, info.live ? (indexed ? 2 : 1) : 0);
+        if (info.live) {
+            put_pod<std::uint32_t>(&meta, static_cast<std::uint32_t>(info.id.size()));
+            meta += info.id;
+        }
+    }
+    std::string graph;
+    index_->serialize(&graph);
+    const auto chunks =
+        static_cast<std::uint32_t>((graph.size() + kSnapshotChunk - 1) / kSnapshotChunk);
+    put_pod<std::uint64_t>(&meta, graph.size());
+    put_pod<std::uint32_t>(&meta, chunks);
+    storage::Batch b = db_->batch();
+    b.put_index("snapshot.meta", meta);
+    for (std::uint32_t c = 0; c < chunks; ++c) {
+        char key[32];
+        std::snprintf(key, sizeof key, "snapshot.%06u", c);
+        const std::size_t off = static_cast<std::size_t>(c) * kSnapshotChunk;
+        b.put_index(key, std::string_view(graph).substr(off, kSnapshotChunk));
+    }
+    (void)db_->write(b, storage::SyncMode::kFull);
+}
+
+Result<bool> SharedStore::load_snapshot() {
+    auto meta = db_->get_index("snapshot.meta");
+    if (!meta) {
+        return meta.status();
+    }
+    if (!meta->has_value()) {
+        return false;
+    }
+    std::string_view in(**meta);
+    std::uint32_t format = 0;
+    std::uint64_t version = 0, slots = 0;
+    if (!get_pod(&in, &format) || format != 1 || !get_pod(&in, &version) || version != version_ ||
+        !get_pod(&in, &slots) || slots > (1ULL << 32)) {
+        return false; // stale or foreign: rebuild
+    }
+    std::unordered_map<std::string, std::uint32_t> layout;
+    std::vector<std::uint8_t> saved_state(slots, 0);
+    for (std::uint64_t s = 0; s < slots; ++s) {
+        std::uint8_t live = 0;
+        if (!get_pod(&in, &live) || live > 2) {
+            return false;
+        }
+        saved_state[s] = live;
+        if (live != 0) {
+            std::uint32_t n = 0;
+            if (!get_pod(&in, &n) || in.size() < n) {
+                return false;
+            }
+            layout.emplace(std::string(in.substr(0, n)), static_cast<std::uint32_t>(s));
+            in.remove_prefix(n);
+        }
+    }
+    std::uint64_t graph_bytes = 0;
+    std::uint32_t chunks = 0;
+    if (!get_pod(&in, &graph_bytes) || !get_pod(&in, &chunks)) {
+        return false;
+    }
+    std::string graph;
+    graph.reserve(graph_bytes);
+    for (std::uint32_t c = 0; c < chunks; ++c) {
+        char key[32];
+        std::snprintf(key, sizeof key, "snapshot.%06u", c);
+        auto part = db_->get_index(key);
+        if (!part) {
+            return part.status();
+        }
+        if (!part->has_value()) {
+            return false;
+        }
+        graph += **part;
+    }
+    if (graph.size() != graph_bytes) {
+        return false;
+    }
+    engine::HnswConfig hc;
+    hc.dim = options_.memory.dim;
+    hc.m = static_cast<std::size_t>(options_.m);
+    hc.ef_construction = static_cast<std::size_t>(options_.ef_construction);
+    auto index = engine::HnswIndex::deserialize(graph, hc);
+    if (!index) {
+        return false;
+    }
+    // Rebuild the hot tier in the saved slot layout.
+    engine::HotTier& hot = memory_->hot();
+    hot.prepare_slots(slots);
+    cold_ = 0;
+    std::size_t placed = 0;
+    auto cursor = db_->episodes();
+    for (cursor->seek_first(); cursor->valid(); cursor->next()) {
+        auto rec = storage::decode_record(cursor->id(), cursor->value());
+        if (!rec) {
+            return rec.status();
+        }
+        if (rec->tier == engine::Tier::kCold) {
+            ++cold_;
+            continue;
+        }
+        const engine::Episode& e = rec->episode;
+        auto it = layout.find(e.id);
+        if (it == layout.end() || e.embedding.size() != options_.memory.dim) {
+            memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
+            reset_index();
+            return false; // the data and the snapshot disagree: rebuild
+        }
+        const auto unit = unit_vector(e.embedding);
+        hot.insert_at(it->second, e.id, unit.data(), static_cast<float>(rec->activation),
+                      static_cast<float>(e.confidence), e.occurred_at);
+        set_text(e);
+        ++placed;
+    }
+    ENGRAM_TRY(cursor->status());
+    if (placed != layout.size()) {
+        memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
+        reset_index();
+        return false;
+    }
+    hot.finish_layout();
+    {
+        std::lock_guard<std::mutex> g(tail_mutex_);
+        index_ = std::move(index.value());
+        journal_.clear();
+        state_ = std::move(saved_state);
+        tail_.clear();
+        waiting_ = 0;
+        std::int64_t indexed = 0;
+        for (std::uint32_t s = 0; s < state_.size(); ++s) {
+            if (state_[s] == 1) {
+                tail_.push_back(s);
+                ++waiting_;
+            } else if (state_[s] == 2) {
+                ++indexed;
+            }
+        }
+        indexed_count_ = indexed;
+    }
+    hot_count_ = static_cast<std::int64_t>(hot.count());
+    cold_count_ = static_cast<std::int64_t>(cold_);
+    return true;
 }
 
 void SharedStore::reset_index() {

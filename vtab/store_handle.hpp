@@ -178,6 +178,9 @@ private:
     // the tier's journal. state_[slot]: 0 none, 1 waiting in tail_, 2 indexed; tail_, state_
     // and stop_ are guarded by tail_mutex_. The builder indexes while holding mutex_ shared.
     void drain_journal();
+    void save_snapshot();
+    Result<bool> load_snapshot(); // false: no usable snapshot (nothing loaded)
+    std::uint64_t version_ = 0;   // data version: bumped by every episode commit
     void build_loop();
     void reset_index();
     std::unique_ptr<engine::HnswIndex> index_;

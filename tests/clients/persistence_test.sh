@@ -42,6 +42,24 @@ SQL
 expected=$'80|50|30\n80|50|30\n50\n0\nw3\n2\nk001:0,k002:1,k003:2'
 [[ "$out" == "$expected" ]] || fail "read back: got [$out], expected [$expected]"
 
+# A crash after a commit leaves the graph snapshot of the last clean close behind, now stale:
+# the next open must notice (data version) and re-index instead of trusting it.
+("$shell" p.db >/dev/null 2>&1 <<'SQL'
+.load ./build/engram
+INSERT INTO mem(id, what, embedding, confidence) VALUES ('late', 'after the snapshot', engram_random_vector(32, 4242), 1.0);
+.shell kill -9 $PPID
+SQL
+) 2>/dev/null || true
+out=$("$shell" p.db <<'SQL'
+.load ./build/engram
+SELECT count(*) FROM mem;
+SELECT id FROM engram_similar('mem', engram_random_vector(32, 4242), 1);
+SELECT engram_index_wait('mem') = hot FROM engram_stats('mem');
+SQL
+)
+expected=$'81\nlate\n1'
+[[ "$out" == "$expected" ]] || fail "after a crash: got [$out], expected [$expected]"
+
 # A second process may not open a store another process holds.
 mkfifo hold
 ("$shell" p.db < hold > holder.out 2>&1 &)
