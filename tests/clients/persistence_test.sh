@@ -49,7 +49,7 @@ expected=$'80|50|30\n80|50|30\n50\n0\nw3\n2\nk001:0,k002:1,k003:2'
 INSERT INTO mem(id, what, embedding, confidence) VALUES ('late', 'after the snapshot', engram_random_vector(32, 4242), 1.0);
 .shell kill -9 $PPID
 SQL
-) 2>/dev/null || true
+true) 2>/dev/null
 out=$("$shell" p.db <<'SQL'
 .load ./build/engram
 SELECT count(*) FROM mem;
