@@ -26,6 +26,7 @@
 
 #include "engine/batch/executor.hpp"
 #include "engine/simd/kernels.hpp"
+#include "vtab/arguments.hpp"
 #include "vtab/batch_vtab.hpp"
 #include "vtab/connection.hpp"
 #include "vtab/cues.hpp"
@@ -59,14 +60,6 @@ struct BatchCursor : sqlite3_vtab_cursor {
 
 std::string arg_name(const BatchSpec* s, int a) {
     return std::string(s->name) + " argument " + s->args[a];
-}
-
-int arg_count(const BatchSpec* s) {
-    int n = 0;
-    while (n < kMaxBatchArgs && s->args[n] != nullptr) {
-        ++n;
-    }
-    return n;
 }
 
 // Copies the current row of the input query.
@@ -137,41 +130,14 @@ int batch_disconnect(sqlite3_vtab* vtab) noexcept {
     return SQLITE_OK;
 }
 
+ArgumentList arguments_of(const BatchSpec* spec) {
+    return {spec->name, spec->n_out, spec->args, spec->n_required};
+}
+
 int batch_best_index(sqlite3_vtab* vtab, sqlite3_index_info* info) noexcept {
-    const BatchSpec* spec = static_cast<BatchTable*>(vtab)->spec;
-    const int n_args = arg_count(spec);
-    int usable[kMaxBatchArgs] = {-1, -1, -1, -1, -1, -1};
-    bool unusable[kMaxBatchArgs] = {};
-    for (int i = 0; i < info->nConstraint; ++i) {
-        const auto& c = info->aConstraint[i];
-        const int a = c.iColumn - spec->n_out;
-        if (a < 0 || a >= n_args || c.op != SQLITE_INDEX_CONSTRAINT_EQ) {
-            continue;
-        }
-        if (!c.usable) {
-            unusable[a] = true;
-        } else if (usable[a] < 0) {
-            usable[a] = i;
-        }
-    }
-    int mask = 0;
-    int next = 1;
-    for (int a = 0; a < n_args; ++a) {
-        if (usable[a] >= 0) {
-            mask |= 1 << a;
-            info->aConstraintUsage[usable[a]].argvIndex = next++;
-            info->aConstraintUsage[usable[a]].omit = 1;
-        } else if (a < spec->n_required) {
-            if (unusable[a]) {
-                return SQLITE_CONSTRAINT;
-            }
-            set_vtab_error(vtab, std::string(spec->name) + ": missing argument " + spec->args[a]);
-            return SQLITE_ERROR;
-        }
-    }
-    info->idxNum = mask;
+    const int rc = plan_arguments(vtab, info, arguments_of(static_cast<BatchTable*>(vtab)->spec));
     info->estimatedCost = 1e5;
-    return SQLITE_OK;
+    return rc;
 }
 
 int batch_open(sqlite3_vtab*, sqlite3_vtab_cursor** out) noexcept {
@@ -195,13 +161,8 @@ int batch_filter(sqlite3_vtab_cursor* cur, int idx_num, const char*, int argc,
     auto* t = static_cast<BatchTable*>(cur->pVtab);
     const BatchSpec* spec = t->spec;
     return guard(cur->pVtab, [&]() -> Status {
-        sqlite3_value* args[kMaxBatchArgs] = {};
-        int n = 0;
-        for (int a = 0; a < arg_count(spec); ++a) {
-            if ((idx_num & (1 << a)) != 0 && n < argc) {
-                args[a] = argv[n++];
-            }
-        }
+        sqlite3_value* args[kMaxArguments] = {};
+        map_arguments(arguments_of(spec), idx_num, argc, argv, args);
         if (sqlite3_value_type(args[0]) != SQLITE_TEXT) {
             return Status::invalid(arg_name(spec, 0) + ": expected the name of an engram table");
         }
@@ -258,16 +219,7 @@ int batch_column(sqlite3_vtab_cursor* cur, sqlite3_context* ctx, int col) noexce
         sqlite3_result_null(ctx);
         return SQLITE_OK;
     }
-    const OutValue& v = row[static_cast<std::size_t>(col)];
-    if (const auto* i = std::get_if<std::int64_t>(&v)) {
-        sqlite3_result_int64(ctx, *i);
-    } else if (const auto* d = std::get_if<double>(&v)) {
-        sqlite3_result_double(ctx, *d);
-    } else if (const auto* s = std::get_if<std::string>(&v)) {
-        sqlite3_result_text(ctx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
-    } else {
-        sqlite3_result_null(ctx);
-    }
+    result_value(ctx, row[static_cast<std::size_t>(col)]);
     return SQLITE_OK;
 }
 

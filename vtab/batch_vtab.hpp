@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/core/status.hpp"
+#include "vtab/arguments.hpp"
 #include "vtab/sqlite.hpp"
 #include "vtab/store_handle.hpp"
 #include "vtab/values.hpp"
@@ -18,10 +19,8 @@ namespace engram::vtab {
 
 struct ConnectionContext;
 
-inline constexpr int kMaxBatchArgs = 6;
-
 using InRow = std::vector<InValue>;
-using OutValue = std::variant<std::monostate, std::int64_t, double, std::string>;
+using OutValue = SqlValue;
 using OutRow = std::vector<OutValue>;
 
 OutValue to_out(const InValue& v);
@@ -40,7 +39,7 @@ struct BatchSpec {
     const char* name;
     const char* schema; // output columns, then HIDDEN store, sql and the other arguments
     int n_out;
-    const char* args[kMaxBatchArgs + 1]; // nullptr-terminated; args[0] store, args[1] sql
+    const char* args[kMaxArguments + 1]; // nullptr-terminated; args[0] store, args[1] sql
     int n_required;
     int input_columns; // columns the SQL text must yield
     const char* input_names;

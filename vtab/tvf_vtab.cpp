@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/simd/kernels.hpp"
+#include "vtab/arguments.hpp"
 #include "vtab/connection.hpp"
 #include "vtab/cues.hpp"
 #include "vtab/guard.hpp"
@@ -27,28 +28,19 @@
 
 namespace engram::vtab {
 
-using Value = std::variant<std::monostate, std::int64_t, double, std::string>;
-constexpr int kMaxArgs = 7; // arguments a table-valued function may take
+using Value = SqlValue;
 using Row = std::vector<Value>;
 
 struct TvfSpec {
     const char* name;
-    const char* schema;             // output columns, then the HIDDEN argument columns
-    int n_out;                      // output columns
-    const char* args[kMaxArgs + 1]; // argument names, nullptr-terminated
-    int n_required;                 // the first n_required arguments must be given
+    const char* schema;                  // output columns, then the HIDDEN argument columns
+    int n_out;                           // output columns
+    const char* args[kMaxArguments + 1]; // argument names, nullptr-terminated
+    int n_required;                      // the first n_required arguments must be given
     Status (*run)(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>* rows);
 };
 
 namespace {
-
-int arg_count(const TvfSpec* s) {
-    int n = 0;
-    while (n < kMaxArgs && s->args[n] != nullptr) {
-        ++n;
-    }
-    return n;
-}
 
 std::string arg_name(const TvfSpec* s, int i) {
     return std::string(s->name) + " argument " + s->args[i];
@@ -340,43 +332,12 @@ int tvf_disconnect(sqlite3_vtab* vtab) noexcept {
     return SQLITE_OK;
 }
 
+ArgumentList arguments_of(const TvfSpec* spec) {
+    return {spec->name, spec->n_out, spec->args, spec->n_required};
+}
+
 int tvf_best_index(sqlite3_vtab* vtab, sqlite3_index_info* info) noexcept {
-    const auto* t = static_cast<TvfTable*>(vtab);
-    const TvfSpec* spec = t->spec;
-    const int n_args = arg_count(spec);
-    int usable[kMaxArgs] = {-1, -1, -1, -1, -1, -1, -1};
-    bool unusable_seen[kMaxArgs] = {};
-    for (int i = 0; i < info->nConstraint; ++i) {
-        const auto& c = info->aConstraint[i];
-        const int a = c.iColumn - spec->n_out;
-        if (a < 0 || a >= n_args || c.op != SQLITE_INDEX_CONSTRAINT_EQ) {
-            continue;
-        }
-        if (!c.usable) {
-            unusable_seen[a] = true;
-        } else if (usable[a] < 0) {
-            usable[a] = i;
-        }
-    }
-    int mask = 0;
-    int next = 1;
-    for (int a = 0; a < n_args; ++a) {
-        if (usable[a] >= 0) {
-            mask |= 1 << a;
-            info->aConstraintUsage[usable[a]].argvIndex = next++;
-            info->aConstraintUsage[usable[a]].omit = 1;
-        } else if (a < spec->n_required) {
-            if (unusable_seen[a]) {
-                return SQLITE_CONSTRAINT; // try another plan: the argument comes from a join
-            }
-            set_vtab_error(vtab, std::string(spec->name) + ": missing argument " + spec->args[a]);
-            return SQLITE_ERROR;
-        }
-    }
-    info->idxNum = mask;
-    info->estimatedCost = 100.0;
-    info->estimatedRows = 100;
-    return SQLITE_OK;
+    return plan_arguments(vtab, info, arguments_of(static_cast<TvfTable*>(vtab)->spec));
 }
 
 int tvf_open(sqlite3_vtab* /*vtab*/, sqlite3_vtab_cursor** out) noexcept {
@@ -401,13 +362,8 @@ int tvf_filter(sqlite3_vtab_cursor* cur, int idx_num, const char* /*idx_str*/, i
     return guard(cur->pVtab, [&]() -> Status {
         c->rows.clear();
         c->pos = 0;
-        sqlite3_value* args[kMaxArgs] = {};
-        int k = 0;
-        for (int a = 0; a < arg_count(t->spec); ++a) {
-            if ((idx_num & (1 << a)) != 0 && k < argc) {
-                args[a] = argv[k++];
-            }
-        }
+        sqlite3_value* args[kMaxArguments] = {};
+        map_arguments(arguments_of(t->spec), idx_num, argc, argv, args);
         return t->spec->run(t->ctx, args, &c->rows);
     });
 }
@@ -429,16 +385,7 @@ int tvf_column(sqlite3_vtab_cursor* cur, sqlite3_context* ctx, int col) noexcept
         sqlite3_result_null(ctx);
         return SQLITE_OK;
     }
-    const Value& v = row[static_cast<std::size_t>(col)];
-    if (const auto* i = std::get_if<std::int64_t>(&v)) {
-        sqlite3_result_int64(ctx, *i);
-    } else if (const auto* d = std::get_if<double>(&v)) {
-        sqlite3_result_double(ctx, *d);
-    } else if (const auto* s = std::get_if<std::string>(&v)) {
-        sqlite3_result_text(ctx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
-    } else {
-        sqlite3_result_null(ctx);
-    }
+    result_value(ctx, row[static_cast<std::size_t>(col)]);
     return SQLITE_OK;
 }
 

@@ -988,6 +988,79 @@ void HnswIndex::repair(std::uint32_t slot, std::size_t level,
     write_links(slot, level, cands);
 }
 
+// Heuristic pruning (in link_to and in repairs) can drop a node's last level-0 in-link, and a
+// node nothing links to is never found. The purge has just walked every list, so it also counts
+// in-links at level 0 and gives each such orphan one: a link from its best live out-neighbour,
+// in place of that neighbour's weakest link whose target keeps another in-link.
+void HnswIndex::adopt_orphans(std::uint32_t slots, std::uint32_t entry, Scratch& s) {
+    std::vector<std::uint16_t> in(slots, 0);
+    const auto live = [&](std::uint32_t id) {
+        return id < slots && allocated(id) && state(id) == kLive;
+    };
+    for (std::uint32_t slot = 0; slot < slots; ++slot) {
+        if (!live(slot)) {
+            continue;
+        }
+        const std::uint32_t* list = links(slot, 0);
+        const std::uint32_t n = std::min<std::uint32_t>(load(list[0]), m0_);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const std::uint32_t id = load(list[1 + i]);
+            if (id < slots && in[id] < std::numeric_limits<std::uint16_t>::max()) {
+                ++in[id];
+            }
+        }
+    }
+    for (std::uint32_t y = 0; y < slots; ++y) {
+        if (in[y] != 0 || y == entry || !live(y)) {
+            continue;
+        }
+        const std::uint32_t* out = links(y, 0);
+        const std::uint32_t n = std::min<std::uint32_t>(load(out[0]), m0_);
+        Candidate parent{0.0F, kNone};
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const std::uint32_t x = load(out[1 + i]);
+            const float sc = live(x) ? score(x, y) : -2.0F;
+            if (sc > -2.0F && (parent.slot == kNone || sc > parent.score)) {
+                parent = {sc, x};
+            }
+        }
+        if (parent.slot == kNone) {
+            continue; // no live out-link either: nothing to hang it on
+        }
+        const NodeLock lock(*this, parent.slot);
+        std::uint32_t* list = links(parent.slot, 0);
+        const std::uint32_t cnt = std::min<std::uint32_t>(load(list[0]), m0_);
+        if (cnt < m0_) {
+            store(list[1 + cnt], y);
+            store(list[0], cnt + 1);
+            ++in[y];
+            continue;
+        }
+        auto& victims = s.work;
+        victims.clear();
+        for (std::uint32_t i = 0; i < cnt; ++i) {
+            const std::uint32_t id = load(list[1 + i]);
+            if (id == y) {
+                victims.clear(); // linked meanwhile
+                break;
+            }
+            if (id < slots && in[id] >= 2) { // newer nodes were not counted: keep them
+                victims.push_back({score(parent.slot, id), i}); // .slot = position in the list
+            }
+        }
+        if (victims.empty()) {
+            continue;
+        }
+        const Candidate weakest = *std::min_element(
+            victims.begin(), victims.end(),
+            [](const Candidate& a, const Candidate& b) { return a.score < b.score; });
+        const std::uint32_t dropped = load(list[1 + weakest.slot]);
+        store(list[1 + weakest.slot], y);
+        --in[dropped];
+        ++in[y];
+    }
+}
+
 // HOW A PURGE RUNS ALONGSIDE INSERTS AND SEARCHES
 //   A tombstone joins a batch only once the epoch has passed its tag by two: every insert or
 //   search that might have seen it live has finished, and every later one sees it removed. No
@@ -1067,13 +1140,17 @@ std::size_t HnswIndex::purge_batch(bool force) {
                 }
             }
         }
-        std::lock_guard<std::mutex> lock(entry_mutex_);
-        const std::uint64_t entry = entry_.load(std::memory_order_acquire);
-        if (entry != kNoEntry && in_batch[static_cast<std::uint32_t>(entry)] != 0) {
-            entry_.store(best == kNone ? kNoEntry
-                                       : pack_entry(best, static_cast<std::uint32_t>(best_level)),
-                         std::memory_order_release);
+        std::uint64_t entry = 0;
+        {
+            std::lock_guard<std::mutex> lock(entry_mutex_);
+            entry = entry_.load(std::memory_order_acquire);
+            if (entry != kNoEntry && in_batch[static_cast<std::uint32_t>(entry)] != 0) {
+                entry = best == kNone ? kNoEntry
+                                      : pack_entry(best, static_cast<std::uint32_t>(best_level));
+                entry_.store(entry, std::memory_order_release);
+            }
         }
+        adopt_orphans(slots, static_cast<std::uint32_t>(entry), s);
     }
     for (const std::uint32_t b : batch) {
         set_state(b, kFree);

@@ -189,6 +189,7 @@ private:
     void mark_removed(std::uint32_t slot);
     void maybe_purge();
     std::size_t purge_batch(bool force);
+    void adopt_orphans(std::uint32_t slots, std::uint32_t entry, Scratch& s);
     void repair(std::uint32_t slot, std::size_t level, const std::vector<std::uint8_t>& in_batch,
                 Scratch& s);
 
