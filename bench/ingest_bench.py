@@ -61,7 +61,7 @@ elif mode == "latency":
     for b in range(n // 1000):
         t = time.perf_counter()
         db.execute("BEGIN")
-        db.execute(f"INSERT INTO mem(id, what, embedding) SELECT id, what, embedding FROM staging LIMIT 1000 OFFSET {b * 1000}")
+        db.execute(f"INSERT INTO mem(id, what, embedding) SELECT id, what, embedding FROM staging WHERE rowid > {b * 1000} AND rowid <= {(b + 1) * 1000}")
         db.execute("COMMIT")
         lat.append((time.perf_counter() - t) * 1000)
     res["lat"] = lat

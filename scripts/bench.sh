@@ -12,7 +12,7 @@ report="$root/bench/report.md"
     echo
     echo "## SIMD kernels (vs the scalar reference, same run)"
     echo
-    "$build/bench/engram_simd_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+    "$build/bench/engram_simd_bench" --benchmark_color=false
     echo
     /usr/bin/python3 "$root/bench/ingest_bench.py" "$build/engram" --reps 3
     echo

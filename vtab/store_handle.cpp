@@ -219,7 +219,9 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         return Status::ok();
     }
     const auto t0 = std::chrono::steady_clock::now();
+    writers_waiting_.fetch_add(1);
     std::unique_lock<std::shared_mutex> lock(mutex_);
+    writers_waiting_.fetch_sub(1);
     committing_rows_ = static_cast<std::int64_t>(ops.size());
     applied_rows_ = 0;
     commit_started_ = steady_seconds();
@@ -497,6 +499,9 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     }
     cold_ = cold;
     drain_journal();
+    if (units_.size() * sizeof(float) > kKeepBatchBytes) {
+        units_ = std::vector<float>(); // do not keep a huge scratch buffer around
+    }
     report.ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     last_rate_ = report.ms > 0.0 ? static_cast<double>(ops.size()) * 1000.0 / report.ms : 0.0;
@@ -622,7 +627,9 @@ Status SharedStore::commit_edges(const std::vector<EdgeOp>& ops) {
     if (ops.empty()) {
         return Status::ok();
     }
+    writers_waiting_.fetch_add(1);
     std::unique_lock<std::shared_mutex> lock(mutex_);
+    writers_waiting_.fetch_sub(1);
     for (const EdgeOp& op : ops) {
         if (op.remove) {
             continue;
@@ -948,7 +955,7 @@ void SharedStore::drain_journal() {
 }
 
 void SharedStore::build_loop() {
-    constexpr std::size_t kChunk = 64; // slots indexed per hold of the shared lock (commits wait)
+    constexpr std::size_t kChunk = 16; // slots indexed per hold of the shared lock (commits wait)
     std::vector<std::uint32_t> work;
     for (;;) {
         {
@@ -957,6 +964,11 @@ void SharedStore::build_loop() {
             if (stop_) {
                 return;
             }
+        }
+        // Commits come first: the builder steps aside while one waits for the store lock
+        // (a shared_mutex may otherwise let this loop of readers starve the writer).
+        while (writers_waiting_.load() > 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
         std::shared_lock<std::shared_mutex> lock(mutex_);
         work.clear();
@@ -972,7 +984,7 @@ void SharedStore::build_loop() {
             building_ = true;
         }
         const engine::HotTier& hot = memory_->hot();
-        engine::parallel_indices(engine::default_arena(), work.size(),
+        engine::parallel_indices(engine::background_arena(), work.size(),
                                  [&](std::size_t i) { index_->insert(work[i], hot.row(work[i])); });
         {
             std::lock_guard<std::mutex> g(tail_mutex_);

@@ -194,6 +194,7 @@ private:
     bool building_ = false;
     bool stop_ = false;
     std::atomic<std::int64_t> indexed_count_{0};
+    std::atomic<int> writers_waiting_{0}; // commits waiting for mutex_ (the builder yields)
     std::thread builder_;
     // what / location of each hot slot (for recall); entries of free slots are stale.
     struct SlotText {

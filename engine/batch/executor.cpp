@@ -2,6 +2,7 @@
 
 #include <tbb/info.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace engram::engine {
@@ -20,6 +21,13 @@ int configured_threads() noexcept {
 
 tbb::task_arena& default_arena() {
     static tbb::task_arena arena(configured_threads());
+    return arena;
+}
+
+tbb::task_arena& background_arena() {
+    // One core fewer than the foreground (at least one): commits and queries keep a core.
+    static tbb::task_arena arena(std::max(1, configured_threads() - 1), 1,
+                                 tbb::task_arena::priority::low);
     return arena;
 }
 

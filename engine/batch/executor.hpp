@@ -12,6 +12,9 @@
 namespace engram::engine {
 
 tbb::task_arena& default_arena();
+// A second private arena at low priority for background work (the graph index builder), so
+// that commits and queries in default_arena() are served first.
+tbb::task_arena& background_arena();
 int default_arena_threads() noexcept;
 
 // Runs body(range) over [0, n) in parallel inside `arena` and returns when all of it is done.

@@ -432,6 +432,18 @@ void HnswIndex::ensure_chunk(std::size_t chunk) {
     chunks_[chunk].store(c.release(), std::memory_order_release);
 }
 
+void HnswIndex::reserve(std::size_t slots) {
+    if (slots == 0) {
+        return;
+    }
+    std::size_t last = 0;
+    std::size_t offset = 0;
+    locate(static_cast<std::uint32_t>(std::min<std::size_t>(slots, kNone) - 1), &last, &offset);
+    for (std::size_t c = 0; c <= last; ++c) {
+        ensure_chunk(c);
+    }
+}
+
 HnswIndex::Node& HnswIndex::node(std::uint32_t slot) const noexcept {
     std::size_t c = 0;
     std::size_t o = 0;

@@ -128,6 +128,10 @@ public:
     search(const float* unit, std::size_t k, std::size_t ef,
            const std::function<bool(std::uint32_t)>* filter = nullptr) const;
 
+    // Allocates the storage of the first `slots` slots now, so inserts up to there allocate no
+    // chunk (bulk loads; or to keep chunk allocation on one thread). Thread-safe.
+    void reserve(std::size_t slots);
+
     std::size_t size() const noexcept;
     bool contains(std::uint32_t label) const;
     HnswStats stats() const;
