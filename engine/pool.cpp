@@ -18,6 +18,11 @@ struct Mimalloc {
     char name[64] = "libc (mimalloc not found)";
 
     Mimalloc() {
+#if defined(__SANITIZE_THREAD__)
+        // Uninstrumented mimalloc crashes or hangs under ThreadSanitizer when worker threads
+        // allocate: TSan builds use the C library's allocation.
+        return;
+#endif
         // RTLD_LOCAL: nothing else in the process can bind to this copy's malloc/new.
         void* h = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
         if (h == nullptr) {

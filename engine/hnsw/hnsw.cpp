@@ -312,7 +312,7 @@ private:
 };
 
 // A writer-preferring shared gate: once an exclusive holder waits, new shared holders wait too
-// (std::shared_mutex on glibc prefers readers and could starve a purge under steady inserts).
+// (std::shared_mutex on glibc prefers readers and could starve serialize() under steady inserts).
 class Gate {
 public:
     void lock_shared() {
@@ -1082,30 +1082,29 @@ void HnswIndex::adopt_orphans(std::uint32_t slots, std::uint32_t entry, Scratch&
 //   it serialises with link_to), and moves the entry point off the batch. The members' slots go
 //   to limbo, reused only when every operation that started before the scan ended is done.
 std::size_t HnswIndex::purge_batch(bool force) {
+    // The ready tombstones form the batch. When forced, wait a little (yielding) for running
+    // operations to let the epoch pass the rest; whatever is still not ready waits for the next
+    // purge.
+    constexpr int kForcedAttempts = 200;
     std::vector<std::uint32_t> batch;
-    for (int attempt = 0; attempt < (force ? 200 : 1); ++attempt) {
+    for (int attempt = 1;; ++attempt) {
         epochs_->try_advance();
         const std::uint64_t now = epochs_->try_advance();
-        std::lock_guard<std::mutex> lock(free_mutex_);
-        std::size_t ready = 0;
-        while (ready < pending_.size() && pending_[ready].second + 2 <= now) {
-            ++ready;
-        }
-        if (ready == pending_.size() || !force) {
-            for (std::size_t i = 0; i < ready; ++i) {
-                batch.push_back(pending_[i].first);
+        {
+            std::lock_guard<std::mutex> lock(free_mutex_);
+            std::size_t ready = 0;
+            while (ready < pending_.size() && pending_[ready].second + 2 <= now) {
+                ++ready;
             }
-            pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(ready));
-            pending_count_.store(pending_.size(), std::memory_order_release);
-            break;
-        }
-        if (attempt + 1 == 200) { // operations keep running: purge what is ready
-            for (std::size_t i = 0; i < ready; ++i) {
-                batch.push_back(pending_[i].first);
+            if (!force || ready == pending_.size() || attempt == kForcedAttempts) {
+                for (std::size_t i = 0; i < ready; ++i) {
+                    batch.push_back(pending_[i].first);
+                }
+                pending_.erase(pending_.begin(),
+                               pending_.begin() + static_cast<std::ptrdiff_t>(ready));
+                pending_count_.store(pending_.size(), std::memory_order_release);
+                break;
             }
-            pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(ready));
-            pending_count_.store(pending_.size(), std::memory_order_release);
-            break;
         }
         std::this_thread::yield();
     }

@@ -22,26 +22,32 @@
 //                scales and states. Upper-level links are a small per-node allocation (about one
 //                node in m has any).
 //   Deletes      remove() tombstones the node at once: searches still walk through it but never
-//                return it, and new nodes link to it only when nothing live is reachable. When
-//                tombstones reach max(64, live/16) (or on purge()), they are purged as one batch:
-//                every node linking to a batch member re-selects its neighbours with the heuristic
-//                from its surviving links plus the links of the purged neighbours (two steps
-//                through purged nodes), the entry point moves if it was purged, and the members'
-//                slots are reused after a grace period (below).
+//                return it, and no new link ever points at it (construction picks live nodes
+//                only; when nothing live is reachable, the new node becomes the entry point).
+//                When tombstones reach max(64, live/16) (or on purge()), they are purged as one
+//                batch: every node linking to a batch member re-selects its neighbours with the
+//                heuristic from its surviving links plus the live links of the purged neighbours
+//                (two steps through purged nodes); the entry point moves off the batch; a live node
+//                left without any level-0 in-link gets one from its best out-neighbour; the
+//                members' slots are reused after a grace period (below).
 //
 // Thread safety
-//   insert(), remove(), search(), contains(), size(), stats(), purge() and serialize() may run
-//   concurrently from any number of threads; the index never starts threads.
+//   insert(), remove(), search(), contains(), size(), stats(), reserve(), purge() and
+//   serialize() may run concurrently from any number of threads; the index never starts
+//   threads.
 //   - search() takes no lock. Link entries are atomics (atomic_ref); a node is fully written
-//     before any link to it is published; a purged slot is reused only once every search that
-//     started before the purge has finished (epoch-based reclamation, counters striped per
-//     thread).
-//   - Inserts and removes run together under per-node spin locks, each held only while one link
-//     list is rewritten (never two at once).
-//   - A purge (run by remove() or insert() on the calling thread once the threshold is reached,
-//     or by purge()) and serialize() wait for running inserts/removes and hold new ones off
-//     while they run (a writer-preferring gate); searches continue meanwhile. A purge scans
-//     every slot: milliseconds per 100K nodes.
+//     before any link to it is published.
+//   - Inserts and purges take per-node spin locks, one at a time, each held only while one link
+//     list is rewritten.
+//   - Epochs (counters striped per thread) tell when a tombstone may join a purge batch (every
+//     insert and search that might have seen it live has finished) and when a purged slot may
+//     be reused (every operation that might still hold it has finished).
+//   - A purge runs on the thread of the remove() or insert() that reaches the threshold (or of
+//     purge()), alongside inserts and searches; one at a time. It scans every slot
+//     (about 10 ms per 100K nodes) and re-selects neighbours for each node that linked to the
+//     batch (about 0.2 ms per purged node at M=16): latency for that one call only.
+//   - serialize() waits for running inserts, removes and purges and holds new ones off while
+//     it copies (a writer-preferring gate); searches continue meanwhile.
 //   A filter runs on the searching thread, under no lock of the index.
 //
 // Errors: HnswConfig::validate() and deserialize() return a Status; everything else fails only
@@ -136,7 +142,9 @@ public:
     bool contains(std::uint32_t label) const;
     HnswStats stats() const;
 
-    // Purges every tombstone now, whatever the threshold; returns how many. Thread-safe.
+    // Purges the tombstones now, whatever the threshold; returns how many. Tombstones that a
+    // running operation may still have seen live are waited for briefly (the epoch advances as
+    // operations finish) and are otherwise left to the next purge. Thread-safe.
     std::size_t purge();
 
     // Appends a versioned, checksummed snapshot (little-endian) to *out: the graph, float
