@@ -38,6 +38,7 @@
 #include "vtab/connection.hpp"
 #include "vtab/guard.hpp"
 #include "vtab/modules.hpp"
+#include "vtab/savepoints.hpp"
 #include "vtab/values.hpp"
 
 namespace engram::vtab {
@@ -726,38 +727,6 @@ int engram_rollback(sqlite3_vtab* vtab) noexcept {
     return SQLITE_OK;
 }
 
-int engram_savepoint(sqlite3_vtab* vtab, int level) noexcept {
-    auto* t = static_cast<EngramTable*>(vtab);
-    try {
-        t->savepoints.resize(static_cast<std::size_t>(level) + 1, t->ops.size());
-        t->savepoints[static_cast<std::size_t>(level)] = t->ops.size();
-        return SQLITE_OK;
-    } catch (...) {
-        return SQLITE_NOMEM;
-    }
-}
-
-int engram_release(sqlite3_vtab* vtab, int level) noexcept {
-    auto* t = static_cast<EngramTable*>(vtab);
-    if (static_cast<std::size_t>(level) < t->savepoints.size()) {
-        t->savepoints.resize(static_cast<std::size_t>(level));
-    }
-    return SQLITE_OK;
-}
-
-int engram_rollback_to(sqlite3_vtab* vtab, int level) noexcept {
-    auto* t = static_cast<EngramTable*>(vtab);
-    return guard(vtab, [&]() -> Status {
-        if (static_cast<std::size_t>(level) < t->savepoints.size()) {
-            const std::size_t mark = t->savepoints[static_cast<std::size_t>(level)];
-            t->ops.resize(std::min(mark, t->ops.size()));
-            t->savepoints.resize(static_cast<std::size_t>(level) + 1);
-            t->rebuild_overlay();
-        }
-        return Status::ok();
-    });
-}
-
 int engram_rename(sqlite3_vtab* vtab, const char* /*name*/) noexcept {
     // The default store path is derived from the table name, so a renamed table would lose it.
     set_vtab_error(vtab, "renaming an engram table is not supported");
@@ -787,9 +756,9 @@ const sqlite3_module& engram_module() {
         mod.xCommit = engram_commit;
         mod.xRollback = engram_rollback;
         mod.xRename = engram_rename;
-        mod.xSavepoint = engram_savepoint;
-        mod.xRelease = engram_release;
-        mod.xRollbackTo = engram_rollback_to;
+        mod.xSavepoint = savepoint_begin<EngramTable>;
+        mod.xRelease = savepoint_release<EngramTable>;
+        mod.xRollbackTo = savepoint_rollback_to<EngramTable>;
         return mod;
     }();
     return m;

@@ -28,6 +28,7 @@
 #include "vtab/connection.hpp"
 #include "vtab/guard.hpp"
 #include "vtab/modules.hpp"
+#include "vtab/savepoints.hpp"
 #include "vtab/values.hpp"
 
 namespace engram::vtab {
@@ -41,6 +42,13 @@ struct EdgesTable : sqlite3_vtab {
     std::vector<std::size_t> savepoints;
     // rowid ↔ edge for the rows scans have produced in this transaction / statement
     std::vector<std::pair<std::string, std::string>> rowids;
+
+    void rebuild_overlay() {
+        overlay.clear();
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            overlay[{ops[i].src, ops[i].dst}] = i;
+        }
+    }
 };
 
 struct EdgeRow {
@@ -309,38 +317,6 @@ int edges_commit(sqlite3_vtab* vtab) noexcept {
     return SQLITE_OK;
 }
 
-int edges_savepoint(sqlite3_vtab* vtab, int level) noexcept {
-    auto* t = static_cast<EdgesTable*>(vtab);
-    try {
-        t->savepoints.resize(static_cast<std::size_t>(level) + 1, t->ops.size());
-        t->savepoints[static_cast<std::size_t>(level)] = t->ops.size();
-        return SQLITE_OK;
-    } catch (...) {
-        return SQLITE_NOMEM;
-    }
-}
-
-int edges_release(sqlite3_vtab* vtab, int level) noexcept {
-    auto* t = static_cast<EdgesTable*>(vtab);
-    if (static_cast<std::size_t>(level) < t->savepoints.size()) {
-        t->savepoints.resize(static_cast<std::size_t>(level));
-    }
-    return SQLITE_OK;
-}
-
-int edges_rollback_to(sqlite3_vtab* vtab, int level) noexcept {
-    auto* t = static_cast<EdgesTable*>(vtab);
-    if (static_cast<std::size_t>(level) < t->savepoints.size()) {
-        t->ops.resize(std::min(t->savepoints[static_cast<std::size_t>(level)], t->ops.size()));
-        t->savepoints.resize(static_cast<std::size_t>(level) + 1);
-        t->overlay.clear();
-        for (std::size_t i = 0; i < t->ops.size(); ++i) {
-            t->overlay[{t->ops[i].src, t->ops[i].dst}] = i;
-        }
-    }
-    return SQLITE_OK;
-}
-
 // ---- engram_spread_batch -------------------------------------------------------------------
 
 Status spread_bind(sqlite3_value** args, BatchArgs* out) {
@@ -458,9 +434,9 @@ const sqlite3_module& edges_module() {
         mod.xSync = edges_sync;
         mod.xCommit = edges_commit;
         mod.xRollback = edges_commit;
-        mod.xSavepoint = edges_savepoint;
-        mod.xRelease = edges_release;
-        mod.xRollbackTo = edges_rollback_to;
+        mod.xSavepoint = savepoint_begin<EdgesTable>;
+        mod.xRelease = savepoint_release<EdgesTable>;
+        mod.xRollbackTo = savepoint_rollback_to<EdgesTable>;
         return mod;
     }();
     return m;
