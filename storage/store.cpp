@@ -1,5 +1,6 @@
 #include "storage/store.hpp"
 
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
@@ -11,6 +12,55 @@
 #include <vector>
 
 namespace engram::storage {
+namespace {
+
+void append_be64(std::string* out, std::uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        out->push_back(static_cast<char>((v >> shift) & 0xFFU));
+    }
+}
+std::uint64_t read_be64(std::string_view b) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 8 && i < b.size(); ++i) {
+        v = (v << 8) | static_cast<unsigned char>(b[i]);
+    }
+    return v;
+}
+// Staging keys: be64 txn, then 'o' be64 seq (→ the operation's bytes) or 'i' id '\0' be64 seq
+// (→ be64 seq). Ids hold no NUL byte (the table refuses them), so the entries of one id are
+// consecutive and ids sort as themselves.
+std::string staging_prefix(std::uint64_t txn, char kind) {
+    std::string k;
+    append_be64(&k, txn);
+    k.push_back(kind);
+    return k;
+}
+std::string staged_op_key(std::uint64_t txn, std::uint64_t seq) {
+    std::string k = staging_prefix(txn, 'o');
+    append_be64(&k, seq);
+    return k;
+}
+std::string staged_id_key(std::uint64_t txn, std::string_view id, std::uint64_t seq) {
+    std::string k = staging_prefix(txn, 'i');
+    k.append(id);
+    k.push_back('\0');
+    append_be64(&k, seq);
+    return k;
+}
+// One past every key that starts with `prefix` (prefix is never all 0xFF here).
+std::string prefix_end(std::string prefix) {
+    while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF) {
+        prefix.pop_back();
+    }
+    if (!prefix.empty()) {
+        prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+    }
+    return prefix;
+}
+constexpr std::string_view kPublishing = "publishing";
+constexpr std::string_view kUndoPrefix = "undo/";
+
+} // namespace
 
 Status from_rocksdb(const rocksdb::Status& s, std::string_view context) {
     if (s.ok()) {
@@ -84,6 +134,42 @@ void Batch::put_meta(std::string_view key, std::string_view value) {
     wb_->Put(store_->meta_, rocksdb::Slice(key.data(), key.size()),
              rocksdb::Slice(value.data(), value.size()));
 }
+void Batch::put_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id,
+                       std::string_view bytes, bool flag) {
+    std::string seq_bytes;
+    append_be64(&seq_bytes, seq);
+    seq_bytes.push_back(flag ? '\1' : '\0');
+    wb_->Put(store_->staging_, staged_op_key(txn, seq), rocksdb::Slice(bytes.data(), bytes.size()));
+    wb_->Put(store_->staging_, staged_id_key(txn, id, seq), seq_bytes);
+}
+void Batch::delete_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id) {
+    wb_->Delete(store_->staging_, staged_op_key(txn, seq));
+    wb_->Delete(store_->staging_, staged_id_key(txn, id, seq));
+}
+void Batch::begin_publish() {
+    wb_->Put(store_->meta_, rocksdb::Slice(kPublishing.data(), kPublishing.size()), "1");
+}
+void Batch::put_undo(std::uint64_t seq, std::string_view id,
+                     std::optional<std::string_view> before) {
+    // value: u8 present, u32 id length, id, previous value
+    std::string key(kUndoPrefix);
+    append_be64(&key, seq);
+    std::string v;
+    v.push_back(before ? '\1' : '\0');
+    const auto n = static_cast<std::uint32_t>(id.size());
+    v.append(reinterpret_cast<const char*>(&n), sizeof n);
+    v.append(id);
+    if (before) {
+        v.append(*before);
+    }
+    wb_->Put(store_->meta_, key, v);
+}
+void Batch::end_publish() {
+    const std::string begin(kUndoPrefix);
+    const std::string end = prefix_end(begin);
+    wb_->DeleteRange(store_->meta_, begin, end);
+    wb_->Delete(store_->meta_, rocksdb::Slice(kPublishing.data(), kPublishing.size()));
+}
 std::size_t Batch::size() const {
     return static_cast<std::size_t>(wb_->Count());
 }
@@ -94,20 +180,24 @@ std::size_t Batch::byte_size() const {
 EpisodeCursor::EpisodeCursor(std::unique_ptr<rocksdb::Iterator> it) : it_(std::move(it)) {}
 EpisodeCursor::~EpisodeCursor() = default;
 void EpisodeCursor::seek_first() {
-    it_->SeekToFirst();
+    it_->Seek(prefix_);
 }
 void EpisodeCursor::seek(std::string_view id) {
-    it_->Seek(rocksdb::Slice(id.data(), id.size()));
+    std::string k = prefix_;
+    k.append(id);
+    it_->Seek(k);
 }
 bool EpisodeCursor::valid() const {
-    return it_->Valid();
+    return it_->Valid() && it_->key().starts_with(prefix_);
 }
 void EpisodeCursor::next() {
     it_->Next();
 }
 std::string_view EpisodeCursor::id() const {
     const rocksdb::Slice k = it_->key();
-    return {k.data(), k.size()};
+    const std::size_t skip = prefix_.size();
+    const std::size_t n = k.size() >= skip + strip_back_ ? k.size() - skip - strip_back_ : 0;
+    return {k.data() + skip, n};
 }
 std::string_view EpisodeCursor::value() const {
     const rocksdb::Slice v = it_->value();
@@ -130,12 +220,26 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, bool in_memo
     }
     rocksdb::ColumnFamilyOptions cf;
     cf.compression = rocksdb::kNoCompression; // embeddings do not compress
+    // Point lookups of absent ids (every insert checks its id) stop at the filter.
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    rocksdb::ColumnFamilyOptions keyed = cf;
+    keyed.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    // Staged rows of large transactions: small memtables, so that staging bounds memory.
+    // Its data lives for one transaction and goes by DeleteRange, so it is never compacted.
+    rocksdb::ColumnFamilyOptions staging = keyed;
+    staging.write_buffer_size = 16U << 20;
+    staging.max_write_buffer_number = 2;
+    staging.disable_auto_compactions = true;
+    staging.level0_slowdown_writes_trigger = 1 << 30;
+    staging.level0_stop_writes_trigger = 1 << 30;
     const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, cf},
-        {"episodes", cf},
+        {"episodes", keyed},
         {"edges", cf},
         {"meta", cf},
         {"index", cf},
+        {"staging", staging},
     };
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
@@ -155,13 +259,75 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, bool in_memo
     store->edges_ = handles[2];
     store->meta_ = handles[3];
     store->index_ = handles[4];
+    store->staging_ = handles[5];
     store->db_->DestroyColumnFamilyHandle(handles[0]);
+    // What a previous process staged died with it; a publish it left half done is undone.
+    ENGRAM_TRY(store->clear_staging(std::string(), std::string(9, '\xff')));
+    ENGRAM_TRY(store->undo_unfinished_publish());
     return store;
+}
+
+Status Store::undo_unfinished_publish() {
+    auto mark = get_meta(kPublishing);
+    if (!mark) {
+        return mark.status();
+    }
+    if (!mark->has_value()) {
+        return Status::ok();
+    }
+    // Newest first, in bounded batches; each batch restores values and drops their undo
+    // records atomically, so a crash here resumes where it stopped.
+    const std::string lower(kUndoPrefix);
+    const std::string upper = prefix_end(lower);
+    const rocksdb::Slice lower_slice(lower);
+    const rocksdb::Slice upper_slice(upper);
+    for (;;) {
+        rocksdb::ReadOptions ro;
+        ro.iterate_lower_bound = &lower_slice;
+        ro.iterate_upper_bound = &upper_slice;
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+        rocksdb::WriteBatch wb;
+        std::size_t bytes = 0;
+        for (it->SeekToLast(); it->Valid() && bytes < (16U << 20); it->Prev()) {
+            const rocksdb::Slice v = it->value();
+            std::uint32_t n = 0;
+            if (v.size() < 1 + sizeof n) {
+                return Status::corruption("engram store '" + path_ + "': bad undo record");
+            }
+            std::memcpy(&n, v.data() + 1, sizeof n);
+            if (v.size() < 1 + sizeof n + n) {
+                return Status::corruption("engram store '" + path_ + "': bad undo record");
+            }
+            const rocksdb::Slice id(v.data() + 1 + sizeof n, n);
+            if (v[0] != '\0') {
+                const std::size_t head = 1 + sizeof n + n;
+                wb.Put(episodes_, id, rocksdb::Slice(v.data() + head, v.size() - head));
+            } else {
+                wb.Delete(episodes_, id);
+            }
+            wb.Delete(meta_, it->key());
+            bytes += v.size();
+        }
+        ENGRAM_TRY(from_rocksdb(it->status(), "reading the undo records of '" + path_ + "'"));
+        if (wb.Count() == 0) {
+            break;
+        }
+        rocksdb::WriteOptions wo;
+        wo.sync = true;
+        ENGRAM_TRY(
+            from_rocksdb(db_->Write(wo, &wb), "undoing an unfinished commit in '" + path_ + "'"));
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return from_rocksdb(
+        db_->Delete(wo, meta_, rocksdb::Slice(kPublishing.data(), kPublishing.size())),
+        "undoing an unfinished commit in '" + path_ + "'");
 }
 
 Store::~Store() {
     if (db_) {
-        for (auto* h : {episodes_, edges_, meta_, index_}) {
+        view_.reset();
+        for (auto* h : {episodes_, edges_, meta_, index_, staging_}) {
             if (h != nullptr) {
                 db_->DestroyColumnFamilyHandle(h);
             }
@@ -177,9 +343,118 @@ Status Store::destroy(const std::string& path) {
 }
 
 Status Store::get_episode(std::string_view id, std::string* value) const {
+    const auto v = view();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = v.get();
+    const rocksdb::Status s = db_->Get(ro, episodes_, rocksdb::Slice(id.data(), id.size()), value);
+    return from_rocksdb(s, "reading episode '" + std::string(id) + "'");
+}
+
+Status Store::get_episode_latest(std::string_view id, std::string* value) const {
     const rocksdb::Status s =
         db_->Get(rocksdb::ReadOptions(), episodes_, rocksdb::Slice(id.data(), id.size()), value);
     return from_rocksdb(s, "reading episode '" + std::string(id) + "'");
+}
+
+std::shared_ptr<const rocksdb::Snapshot> Store::view() const {
+    std::lock_guard<std::mutex> g(view_mutex_);
+    return view_;
+}
+
+void Store::hold_view(bool hold) {
+    std::shared_ptr<const rocksdb::Snapshot> old;
+    std::lock_guard<std::mutex> g(view_mutex_);
+    if (hold && !view_) {
+        rocksdb::DB* db = db_.get();
+        view_ = std::shared_ptr<const rocksdb::Snapshot>(
+            db->GetSnapshot(), [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+    } else if (!hold) {
+        old = std::move(view_); // released outside the lock (readers may still hold it)
+        view_.reset();
+    }
+}
+
+std::unique_ptr<EpisodeCursor> Store::cursor(rocksdb::ColumnFamilyHandle* cf, std::string prefix,
+                                             std::size_t strip_back, bool published) const {
+    std::unique_ptr<EpisodeCursor> c(new EpisodeCursor()); // private constructor
+    c->prefix_ = std::move(prefix);
+    c->strip_back_ = strip_back;
+    rocksdb::ReadOptions ro;
+    if (published) {
+        c->snapshot_ = view();
+        ro.snapshot = c->snapshot_.get();
+    }
+    if (!c->prefix_.empty()) {
+        c->upper_ = prefix_end(c->prefix_);
+        c->upper_slice_ = std::make_unique<rocksdb::Slice>(c->upper_);
+        ro.iterate_upper_bound = c->upper_slice_.get();
+    }
+    c->it_.reset(db_->NewIterator(ro, cf));
+    return c;
+}
+
+Status Store::write_staging(Batch& batch) {
+    rocksdb::WriteOptions wo;
+    wo.disableWAL = true; // a crash loses the staging area anyway
+    return from_rocksdb(db_->Write(wo, batch.wb_.get()),
+                        "staging rows in engram store '" + path_ + "'");
+}
+
+Result<std::optional<std::pair<std::uint64_t, std::string>>>
+Store::get_staged(std::uint64_t txn, std::string_view id) const {
+    using Found = std::optional<std::pair<std::uint64_t, std::string>>;
+    std::string prefix = staging_prefix(txn, 'i');
+    prefix.append(id);
+    prefix.push_back('\0');
+    std::string last = prefix;
+    last.append(8, '\xff');
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), staging_));
+    it->SeekForPrev(last);
+    if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8) {
+        ENGRAM_TRY(from_rocksdb(it->status(), "reading staged rows"));
+        return Found();
+    }
+    const std::uint64_t seq = read_be64(std::string_view(it->value().data(), it->value().size()));
+    std::string bytes;
+    ENGRAM_TRY(
+        from_rocksdb(db_->Get(rocksdb::ReadOptions(), staging_, staged_op_key(txn, seq), &bytes),
+                     "reading staged rows"));
+    return Found(std::make_pair(seq, std::move(bytes)));
+}
+
+std::unique_ptr<EpisodeCursor> Store::staged_ops(std::uint64_t txn, std::uint64_t from_seq) const {
+    auto c = cursor(staging_, staging_prefix(txn, 'o'), 0, false);
+    std::string from;
+    append_be64(&from, from_seq);
+    c->seek(from);
+    return c;
+}
+
+std::unique_ptr<EpisodeCursor> Store::staged_ids(std::uint64_t txn) const {
+    auto c = cursor(staging_, staging_prefix(txn, 'i'), 9, false);
+    c->seek_first();
+    return c;
+}
+
+Status Store::drop_staged(std::uint64_t txn) {
+    std::string begin;
+    std::string end;
+    append_be64(&begin, txn);
+    append_be64(&end, txn + 1);
+    return clear_staging(begin, end);
+}
+
+Status Store::clear_staging(const std::string& begin, const std::string& end) {
+    // The family is never compacted on its own: whole files go first, the rest is hidden by a
+    // range tombstone and compacted away (which also reclaims the disk).
+    const rocksdb::Slice b(begin);
+    const rocksdb::Slice e(end);
+    ENGRAM_TRY(from_rocksdb(rocksdb::DeleteFilesInRange(db_.get(), staging_, &b, &e),
+                            "dropping staged rows"));
+    ENGRAM_TRY(from_rocksdb(db_->DeleteRange(rocksdb::WriteOptions(), staging_, b, e),
+                            "dropping staged rows"));
+    return from_rocksdb(db_->CompactRange(rocksdb::CompactRangeOptions(), staging_, &b, &e),
+                        "dropping staged rows");
 }
 
 Result<std::optional<std::string>> Store::get_index(std::string_view key) const {
@@ -219,13 +494,11 @@ Status Store::write(Batch& batch, SyncMode sync) {
 }
 
 std::unique_ptr<EpisodeCursor> Store::edges() const {
-    return std::make_unique<EpisodeCursor>(
-        std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions(), edges_)));
+    return cursor(edges_, "", 0, false);
 }
 
 std::unique_ptr<EpisodeCursor> Store::episodes() const {
-    return std::make_unique<EpisodeCursor>(
-        std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions(), episodes_)));
+    return cursor(episodes_, "", 0, true);
 }
 
 } // namespace engram::storage

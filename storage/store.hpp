@@ -9,7 +9,9 @@
 //
 // Thread safety: all methods may be called concurrently (RocksDB is internally synchronised);
 // a Batch or Cursor belongs to one thread at a time.
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +21,8 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Slice;
+class Snapshot;
 class Env;
 class Iterator;
 class WriteBatch;
@@ -58,6 +62,24 @@ public:
     // Edges: key = src '\0' dst, value = float64 weight.
     void put_edge(std::string_view src, std::string_view dst, double weight);
     void delete_edge(std::string_view src, std::string_view dst);
+
+    // ---- staging: the rows of a transaction too large for memory (see Store::stage) ----------
+    // Stages operation `seq` of transaction `txn` (its bytes are the caller's encoding) under
+    // the operation's id, so that it can be found by id and iterated in id order; `flag` is
+    // kept with the id (staged_ids).
+    void put_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id,
+                    std::string_view bytes, bool flag);
+    void delete_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id);
+
+    // ---- publishing a transaction in several writes (see Store::open) ------------------------
+    // Marks a publish in progress; a store opened while the mark is set undoes the publish.
+    void begin_publish();
+    // Records the value `id` had before this publish wrote it (nullopt: it was absent). `seq`
+    // orders the records; undo restores them from the highest down.
+    void put_undo(std::uint64_t seq, std::string_view id, std::optional<std::string_view> before);
+    // Ends the publish: drops the mark and every undo record.
+    void end_publish();
+
     std::size_t size() const;
     std::size_t byte_size() const;
 
@@ -67,11 +89,13 @@ private:
     const Store* store_ = nullptr;
 };
 
-// Iterates the `episodes` family in id order over a consistent view.
+// Iterates a column family in key order over a consistent view.
 class EpisodeCursor {
 public:
     explicit EpisodeCursor(std::unique_ptr<rocksdb::Iterator> it);
     ~EpisodeCursor();
+    EpisodeCursor(const EpisodeCursor&) = delete;
+    EpisodeCursor& operator=(const EpisodeCursor&) = delete;
     void seek_first();
     void seek(std::string_view id);
     bool valid() const;
@@ -81,6 +105,14 @@ public:
     Status status() const;
 
 private:
+    friend class Store;
+    EpisodeCursor() = default;
+    // Declared before it_: the iterator may refer to them.
+    std::shared_ptr<const rocksdb::Snapshot> snapshot_;
+    std::string prefix_; // keys start with it; id() leaves it out
+    std::string upper_;  // iterate_upper_bound (empty: none)
+    std::unique_ptr<rocksdb::Slice> upper_slice_;
+    std::size_t strip_back_ = 0; // id() also leaves out this many trailing bytes
     std::unique_ptr<rocksdb::Iterator> it_;
 };
 
@@ -98,14 +130,38 @@ public:
     const std::string& path() const noexcept { return path_; }
     bool in_memory() const noexcept { return env_ != nullptr; }
 
-    // NotFound when absent.
+    // NotFound when absent. Reads the published view (see hold_view).
     Status get_episode(std::string_view id, std::string* value) const;
+    // The latest written value, including the parts of a publish still in progress.
+    Status get_episode_latest(std::string_view id, std::string* value) const;
+    // While a transaction is published in several writes, readers (get_episode, episodes())
+    // keep seeing the state before it: hold_view(true) pins that state, hold_view(false)
+    // releases it once the publish is complete (or undone).
+    void hold_view(bool hold);
+    // Undoes a publish left unfinished (begin_publish without end_publish): restores every
+    // value from the undo records. open() runs it; a commit that fails midway runs it too.
+    Status undo_unfinished_publish();
     Result<std::optional<std::string>> get_meta(std::string_view key) const;
     Result<std::optional<std::string>> get_index(std::string_view key) const;
     // A batch for this store; reserved_bytes pre-sizes its buffer (avoids regrowth copies).
     Batch batch(std::size_t reserved_bytes = 0) const;
     Status write(Batch& batch, SyncMode sync);
     std::unique_ptr<EpisodeCursor> episodes() const;
+
+    // Staging (a family written without the WAL: a crash loses it, and open() drops whatever a
+    // previous process left). Writes a batch of put_staged / delete_staged.
+    Status write_staging(Batch& batch);
+    // The latest operation staged for `id` in `txn`: (seq, bytes), or nullopt.
+    Result<std::optional<std::pair<std::uint64_t, std::string>>>
+    get_staged(std::uint64_t txn, std::string_view id) const;
+    // The operations of `txn` from `from_seq` on, in seq order (id() = be64 seq, value() =
+    // bytes).
+    std::unique_ptr<EpisodeCursor> staged_ops(std::uint64_t txn, std::uint64_t from_seq) const;
+    // The ids staged in `txn`, in id order, one entry per operation (id() = the id; value() =
+    // be64 seq then u8 flag); the entries of one id are consecutive, by seq.
+    std::unique_ptr<EpisodeCursor> staged_ids(std::uint64_t txn) const;
+    // Drops everything staged for `txn`.
+    Status drop_staged(std::uint64_t txn);
     // Iterates the `edges` family (id() = src '\0' dst, value() = weight bytes).
     std::unique_ptr<EpisodeCursor> edges() const;
 
@@ -120,6 +176,13 @@ private:
     rocksdb::ColumnFamilyHandle* edges_ = nullptr;
     rocksdb::ColumnFamilyHandle* meta_ = nullptr;
     rocksdb::ColumnFamilyHandle* index_ = nullptr;
+    rocksdb::ColumnFamilyHandle* staging_ = nullptr;
+    Status clear_staging(const std::string& begin, const std::string& end);
+    mutable std::mutex view_mutex_;
+    std::shared_ptr<const rocksdb::Snapshot> view_; // set while a publish is in progress
+    std::shared_ptr<const rocksdb::Snapshot> view() const;
+    std::unique_ptr<EpisodeCursor> cursor(rocksdb::ColumnFamilyHandle* cf, std::string prefix,
+                                          std::size_t strip_back, bool published) const;
 };
 
 } // namespace engram::storage

@@ -204,7 +204,7 @@ Result<bool> SharedStore::exists_locked(const std::string& id) const {
         return true;
     }
     std::string value;
-    Status s = db_->get_episode(id, &value);
+    Status s = db_->get_episode_latest(id, &value);
     if (s.is_ok()) {
         return true;
     }
@@ -214,15 +214,170 @@ Result<bool> SharedStore::exists_locked(const std::string& id) const {
     return s;
 }
 
-Status SharedStore::commit(const std::vector<PendingOp>& ops) {
-    if (ops.empty()) {
+std::string encode_op(const PendingOp& op) {
+    std::string out;
+    out.push_back(static_cast<char>(op.kind));
+    out.push_back(op.replace ? '\1' : '\0');
+    const auto n = static_cast<std::uint32_t>(op.id.size());
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out.append(op.id);
+    if (op.kind != PendingOp::Kind::kDelete) {
+        out.append(storage::encode_record(op.episode, 0.0, engine::Tier::kHot, 0.0));
+    }
+    return out;
+}
+
+Result<PendingOp> decode_op(std::string_view bytes) {
+    std::uint32_t n = 0;
+    if (bytes.size() < 2 + sizeof n) {
+        return Status::corruption("a staged row is truncated");
+    }
+    std::memcpy(&n, bytes.data() + 2, sizeof n);
+    if (bytes.size() < 2 + sizeof n + n || static_cast<unsigned char>(bytes[0]) > 2) {
+        return Status::corruption("a staged row is malformed");
+    }
+    PendingOp op;
+    op.kind = static_cast<PendingOp::Kind>(bytes[0]);
+    op.replace = bytes[1] != '\0';
+    op.id.assign(bytes.data() + 2 + sizeof n, n);
+    if (op.kind != PendingOp::Kind::kDelete) {
+        auto rec = storage::decode_record(op.id, bytes.substr(2 + sizeof n + n));
+        if (!rec) {
+            return rec.status();
+        }
+        op.episode = std::move(rec->episode);
+    }
+    return op;
+}
+
+std::size_t op_bytes(const PendingOp& op) noexcept {
+    const engine::Episode& e = op.episode;
+    std::size_t n = sizeof(PendingOp) + 2 * op.id.size() + e.what.size() + e.location.size() +
+                    e.metadata.size() + e.embedding.size() * sizeof(float);
+    for (const std::string& w : e.who) {
+        n += sizeof(std::string) + w.size();
+    }
+    return n + 96; // the overlay entry
+}
+
+namespace {
+
+// Reads a transaction's operations in chunks: the staged ones (decoded from disk), then those
+// in memory (without copying).
+class OpReader {
+public:
+    OpReader(const storage::Store& db, const TransactionOps& tx)
+        : tx_(tx), cursor_(tx.staged > 0 ? db.staged_ops(tx.txn, 0) : nullptr) {}
+
+    Result<std::span<const PendingOp>> next(std::size_t rows) {
+        if (staged_read_ < tx_.staged) {
+            buffer_.clear();
+            while (buffer_.size() < rows && staged_read_ < tx_.staged) {
+                if (!cursor_->valid()) {
+                    ENGRAM_TRY(cursor_->status());
+                    return Status::corruption("rows staged by this transaction are missing");
+                }
+                auto op = decode_op(cursor_->value());
+                if (!op) {
+                    return op.status();
+                }
+                buffer_.push_back(std::move(op.value()));
+                cursor_->next();
+                ++staged_read_;
+            }
+            return std::span<const PendingOp>(buffer_);
+        }
+        const std::size_t n = std::min(rows, tx_.tail.size() - tail_read_);
+        const auto chunk = tx_.tail.subspan(tail_read_, n);
+        tail_read_ += n;
+        return chunk;
+    }
+
+private:
+    const TransactionOps& tx_;
+    std::unique_ptr<storage::EpisodeCursor> cursor_;
+    std::vector<PendingOp> buffer_;
+    std::size_t staged_read_ = 0;
+    std::size_t tail_read_ = 0;
+};
+
+} // namespace
+
+engine::PacerConfig SharedStore::pacer_config() const {
+    engine::PacerConfig c;
+    c.strategy = options_.backpressure;
+    // Half of the budget holds the queued rows (the vtab spills beyond it), half the chunk
+    // being applied: its decoded rows, normalised copies and write batch.
+    c.budget_bytes = options_.batch_memory / 2;
+    const std::size_t dim = options_.memory.dim;
+    c.row_bytes = 2 * dim * sizeof(float) + memory_->hot().stride() * sizeof(float) + 512;
+    c.max_unindexed = options_.max_unindexed;
+    c.min_free_bytes = std::max<std::size_t>(256U << 20, 2 * options_.batch_memory);
+    return c;
+}
+
+std::size_t SharedStore::unindexed() {
+    std::lock_guard<std::mutex> g(tail_mutex_);
+    return waiting_ + journal_.size();
+}
+
+Status SharedStore::check_ids(const TransactionOps& tx) {
+    // Another connection may have committed one of the ids this transaction inserts since it
+    // queued it. A plain insert's id was absent from everything the transaction saw (else it
+    // would be a replace), so it must still be absent. Nothing is modified here.
+    auto check = [&](const std::string& id) -> Status {
+        auto e = exists_locked(id);
+        if (!e) {
+            return e.status();
+        }
+        if (e.value()) {
+            return Status::exists("duplicate id '" + id + "': already stored");
+        }
+        return Status::ok();
+    };
+    if (tx.staged > 0) {
+        auto ids = db_->staged_ids(tx.txn);
+        for (; ids->valid(); ids->next()) {
+            const std::string_view v = ids->value();
+            if (v.size() == 9 && v[8] != '\0') {
+                ENGRAM_TRY(check(std::string(ids->id())));
+            }
+        }
+        ENGRAM_TRY(ids->status());
+    }
+    for (const PendingOp& op : tx.tail) {
+        if (op.kind == PendingOp::Kind::kInsert && !op.replace) {
+            ENGRAM_TRY(check(op.id));
+        }
+    }
+    return Status::ok();
+}
+
+Status SharedStore::commit(const TransactionOps& tx) {
+    const std::size_t total = tx.staged + tx.tail.size();
+    if (total == 0) {
         return Status::ok();
     }
     const auto t0 = std::chrono::steady_clock::now();
+    engine::Pacer pacer(pacer_config());
+    BatchReport report;
+    report.simd = engine::simd::kernels().name;
+    report.staged = static_cast<std::int64_t>(tx.staged);
+    // Backpressure (block): wait for the builder before taking the store.
+    if (pacer.should_wait({unindexed(), engine::available_memory_bytes()})) {
+        std::unique_lock<std::mutex> g(tail_mutex_);
+        idle_cv_.wait(g, [&] {
+            return stop_ ||
+                   !pacer.should_wait({waiting_ + journal_.size(), static_cast<std::size_t>(-1)});
+        });
+        report.waited_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+    }
     writers_waiting_.fetch_add(1);
     std::unique_lock<std::shared_mutex> lock(mutex_);
     writers_waiting_.fetch_sub(1);
-    committing_rows_ = static_cast<std::int64_t>(ops.size());
+    committing_rows_ = static_cast<std::int64_t>(total);
     applied_rows_ = 0;
     commit_started_ = steady_seconds();
     struct ProgressReset {
@@ -233,10 +388,110 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
             s->commit_started_ = 0.0;
             s->hot_count_ = static_cast<std::int64_t>(s->memory_->hot().count());
             s->cold_count_ = static_cast<std::int64_t>(s->cold_);
+            s->db_->hold_view(false);
         }
     } progress_reset{this};
 
-    // Final state of every id the batch touches. Records are not copied: `episode` points into
+    ENGRAM_TRY(check_ids(tx));
+
+    OpReader reader(*db_, tx);
+    std::size_t done = 0;
+    bool multi = false; // published in several writes (undo log, pinned read view)
+    std::uint64_t undo_seq = 0;
+    std::size_t cold = cold_;
+    const double stored_at = engine::now_seconds();
+    Status failed;
+    while (done < total && failed.is_ok()) {
+        const engine::Step step =
+            pacer.next({unindexed(), engine::available_memory_bytes()}, total - done);
+        if (!multi && step.rows < total) {
+            multi = true;
+            db_->hold_view(true); // readers keep the state before this commit until it ends
+        }
+        auto chunk = reader.next(step.rows);
+        if (!chunk) {
+            failed = chunk.status();
+            break;
+        }
+        const auto c0 = std::chrono::steady_clock::now();
+        failed = apply_chunk(chunk.value(), step.mode, multi, stored_at, &cold, &report);
+        if (failed.is_ok()) {
+            storage::Batch& batch = *write_batch_;
+            if (multi) {
+                if (report.chunks == 0) {
+                    batch.begin_publish();
+                }
+                for (const auto& [id, before] : chunk_before_) {
+                    batch.put_undo(undo_seq++, id,
+                                   before ? std::optional<std::string_view>(*before)
+                                          : std::nullopt);
+                }
+                // The last write fsyncs (sync=full), which makes these durable too.
+                failed = db_->write(batch, options_.sync == storage::SyncMode::kOff
+                                               ? storage::SyncMode::kOff
+                                               : storage::SyncMode::kNormal);
+            } else {
+                // One atomic write. The data version tells a graph snapshot whether it still
+                // matches (see save_snapshot).
+                batch.put_meta("version", std::to_string(version_ + 1));
+                failed = db_->write(batch, options_.sync);
+            }
+            if (batch.byte_size() > kKeepBatchBytes) {
+                write_batch_.reset(); // do not keep a huge buffer around
+            }
+        }
+        chunk_before_.clear();
+        ++report.chunks;
+        done += chunk->size();
+        applied_rows_ = static_cast<std::int64_t>(done);
+        drain_journal();
+        pacer.record(chunk->size(), std::chrono::duration<double, std::milli>(
+                                        std::chrono::steady_clock::now() - c0)
+                                        .count());
+    }
+    if (failed.is_ok() && multi) {
+        storage::Batch end = db_->batch();
+        end.end_publish();
+        end.put_meta("version", std::to_string(version_ + 1));
+        failed = db_->write(end, options_.sync);
+    }
+    if (!failed.is_ok()) {
+        // Storage first (a publish in several writes is undone), then the engine, which
+        // already holds part of the batch: rebuild it from what is committed.
+        Status undo = multi ? db_->undo_unfinished_publish() : Status::ok();
+        memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
+        reset_index();
+        Status reload = undo.is_ok() ? load() : undo;
+        drain_journal();
+        if (!reload.is_ok()) {
+            return Status(failed.code(), failed.message() + "; restoring the store also failed: " +
+                                             reload.message());
+        }
+        return failed;
+    }
+    ++version_;
+    cold_ = cold;
+    if (units_.size() * sizeof(float) > kKeepBatchBytes) {
+        units_ = std::vector<float>(); // do not keep a huge scratch buffer around
+    }
+    if (pacer.single()) {
+        report.mode = "single";
+    }
+    report.ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    last_rate_ = report.ms > 0.0 ? static_cast<double>(total) * 1000.0 / report.ms : 0.0;
+    std::lock_guard<std::mutex> g(batches_mutex_);
+    report.seq = ++batch_seq_;
+    batches_.push_back(std::move(report));
+    if (batches_.size() > kMaxBatchReports) {
+        batches_.pop_front();
+    }
+    return Status::ok();
+}
+
+Status SharedStore::apply_chunk(std::span<const PendingOp> ops, engine::ApplyMode mode, bool undo,
+                                double stored_at, std::size_t* cold_count, BatchReport* report) {
+    // Final state of every id the chunk touches. Records are not copied: `episode` points into
     // `ops` or into `loaded` (records read back from storage); nullptr means "deleted".
     struct Final {
         const engine::Episode* episode = nullptr;
@@ -246,6 +501,8 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
     };
     std::unordered_map<std::string_view, Final> touched;
     std::deque<engine::EpisodeRecord> loaded;
+    // Stored values read back, by id (the undo log of a publish in several writes).
+    std::unordered_map<std::string_view, std::string> before;
     // The current state of `id`: nullopt when it is not stored.
     auto current = [&](std::string_view id) -> Result<std::optional<Final>> {
         if (auto it = touched.find(id); it != touched.end()) {
@@ -253,7 +510,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
                                                  : std::optional<Final>(it->second);
         }
         std::string value;
-        Status s = db_->get_episode(id, &value);
+        Status s = db_->get_episode_latest(id, &value);
         if (s.code() == Code::kNotFound) {
             return std::optional<Final>();
         }
@@ -264,6 +521,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         }
         loaded.push_back(std::move(rec.value()));
         const engine::EpisodeRecord& r = loaded.back();
+        before.try_emplace(r.episode.id, std::move(value));
         return std::optional<Final>(Final{&r.episode, r.activation, r.tier, r.stored_at});
     };
     // Map keys must outlive the map: ids of ops and of loaded records do.
@@ -279,40 +537,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         return {};
     };
 
-    // Pass 1: check ids against the committed state (another connection may have committed the
-    // same id since this transaction queued it). Nothing is modified yet.
-    {
-        std::unordered_map<std::string_view, bool> present;
-        for (const PendingOp& op : ops) {
-            auto it = present.find(op.id);
-            bool here = false;
-            if (it != present.end()) {
-                here = it->second;
-            } else {
-                auto e = exists_locked(op.id);
-                if (!e) {
-                    return e.status();
-                }
-                here = e.value();
-            }
-            switch (op.kind) {
-            case PendingOp::Kind::kInsert:
-                if (here && !op.replace) {
-                    return Status::exists("duplicate id '" + op.id + "': already stored");
-                }
-                present[op.id] = true;
-                break;
-            case PendingOp::Kind::kUpdate:
-                present[op.id] = here;
-                break;
-            case PendingOp::Kind::kDelete:
-                present[op.id] = false;
-                break;
-            }
-        }
-    }
-
-    // Pass 2: normalise every embedding, in parallel (each op writes its own row).
+    // Normalise every embedding, in parallel (each op writes its own row).
     const std::size_t dim = options_.memory.dim;
     const std::size_t stride = memory_->hot().stride();
     // Reused between commits: fresh pages cost more than the copies themselves.
@@ -332,13 +557,10 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         engine::simd::kernels().normalize(u, dim);
     });
 
-    // Pass 3: apply in order to the engine, collecting the records to write. Runs of plain
-    // inserts go through the batch engine (parallel screening, sequential resolution).
-    BatchReport report;
-    report.simd = engine::simd::kernels().name;
-    const double stored_at = engine::now_seconds();
-    std::size_t cold = cold_;
-    Status failed;
+    // Apply in order to the engine, collecting the records to write. Runs of plain inserts go
+    // through the batch engine (parallel screening, sequential resolution) unless the
+    // backpressure strategy asked for single-op mode.
+    std::size_t& cold = *cold_count;
     auto remove_existing = [&](const PendingOp& op) -> Status {
         auto cur = current(op.id);
         if (!cur) {
@@ -355,10 +577,10 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         return Status::ok();
     };
     auto record_outcome = [&](const PendingOp& op, const engine::StoreOutcome& out) -> Status {
-        ++report.size;
-        report.peak_pressure = std::max(report.peak_pressure, out.pressure);
-        report.successful += out.activation.successful() ? 1 : 0;
-        report.degraded += out.activation.degraded() ? 1 : 0;
+        ++report->size;
+        report->peak_pressure = std::max(report->peak_pressure, out.pressure);
+        report->successful += out.activation.successful() ? 1 : 0;
+        report->degraded += out.activation.degraded() ? 1 : 0;
         if (!out.evicted_id.empty()) {
             auto victim = current(out.evicted_id);
             if (!victim) {
@@ -370,14 +592,14 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
                 touched[key_of(out.evicted_id)] = f;
                 ++cold;
             }
-            ++report.evicted;
+            ++report->evicted;
         }
         if (out.kind == engine::StoreKind::kSkipped) {
-            ++report.deduplicated;
+            ++report->deduplicated;
             return Status::ok();
         }
         if (out.kind == engine::StoreKind::kReplaced) {
-            ++report.deduplicated;
+            ++report->deduplicated;
             auto old = current(out.duplicate_of); // makes sure the key has storage
             if (!old) {
                 return old.status();
@@ -388,11 +610,18 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         set_text(op.episode);
         return Status::ok();
     };
+    auto store_one = [&](std::size_t i) {
+        const PendingOp& op = ops[i];
+        return record_outcome(op, memory_->store(op.id, &units[i * stride],
+                                                 engine::Confidence(op.episode.confidence),
+                                                 op.episode.occurred_at));
+    };
+    Status failed;
     for (std::size_t i = 0; i < ops.size() && failed.is_ok();) {
         const PendingOp& op = ops[i];
         if (op.kind == PendingOp::Kind::kDelete) {
             failed = remove_existing(op);
-            ++report.deleted;
+            ++report->deleted;
             ++i;
             continue;
         }
@@ -412,7 +641,7 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
                     set_text(op.episode);
                 }
                 touched[op.id] = f;
-                ++report.updated;
+                ++report->updated;
             }
             ++i;
             continue;
@@ -420,11 +649,13 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
         if (op.replace) {
             failed = remove_existing(op);
             if (failed.is_ok()) {
-                failed =
-                    record_outcome(op, memory_->store(op.id, &units[i * stride],
-                                                      engine::Confidence(op.episode.confidence),
-                                                      op.episode.occurred_at));
+                failed = store_one(i);
             }
+            ++i;
+            continue;
+        }
+        if (mode == engine::ApplyMode::kSingle) {
+            failed = store_one(i);
             ++i;
             continue;
         }
@@ -440,76 +671,46 @@ Status SharedStore::commit(const std::vector<PendingOp>& ops) {
             failed = record_outcome(ops[i + k], outs[k]);
         }
         i = j;
-        applied_rows_ = static_cast<std::int64_t>(i);
     }
+    ENGRAM_TRY(failed);
 
-    if (failed.is_ok()) {
-        // Encode the records in parallel, then write them as one atomic batch.
-        std::vector<std::pair<std::string_view, const Final*>> all;
-        all.reserve(touched.size());
-        for (const auto& [id, f] : touched) {
-            all.emplace_back(id, &f);
-        }
-        // Only the small headers are encoded separately; the embeddings go straight from the
-        // queued episodes into the (reused) write batch.
-        std::vector<std::string> headers(all.size());
-        engine::parallel_indices(arena, all.size(), [&](std::size_t i) {
-            const Final& f = *all[i].second;
-            if (f.episode != nullptr) {
-                headers[i] = storage::encode_header(*f.episode, f.activation, f.tier, f.stored_at);
-            }
-        });
-        if (!write_batch_) {
-            write_batch_ = std::make_unique<storage::Batch>(db_->batch());
-        }
-        storage::Batch& batch = *write_batch_;
-        batch.clear();
-        for (std::size_t i = 0; i < all.size(); ++i) {
-            const engine::Episode* e = all[i].second->episode;
-            if (e != nullptr) {
-                batch.put_episode(
-                    all[i].first, headers[i],
-                    std::string_view(reinterpret_cast<const char*>(e->embedding.data()),
-                                     e->embedding.size() * sizeof(float)));
-            } else {
-                batch.delete_episode(all[i].first);
-            }
-        }
-        // The data version tells a graph snapshot whether it still matches (see save_snapshot).
-        batch.put_meta("version", std::to_string(version_ + 1));
-        failed = db_->write(batch, options_.sync);
-        if (failed.is_ok()) {
-            ++version_;
-        }
-        if (batch.byte_size() > kKeepBatchBytes) {
-            write_batch_.reset(); // do not keep a huge buffer around
-        }
+    // Encode the records in parallel, then collect them in the (reused) write batch.
+    std::vector<std::pair<std::string_view, const Final*>> all;
+    all.reserve(touched.size());
+    for (const auto& [id, f] : touched) {
+        all.emplace_back(id, &f);
     }
-    if (!failed.is_ok()) {
-        // The engine already holds part of the batch: rebuild it from what is committed.
-        memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
-        reset_index();
-        Status reload = load();
-        drain_journal();
-        if (!reload.is_ok()) {
-            return Status(failed.code(), failed.message() + "; reloading the store also failed: " +
-                                             reload.message());
+    // Only the small headers are encoded separately; the embeddings go straight from the
+    // queued episodes into the write batch.
+    std::vector<std::string> headers(all.size());
+    engine::parallel_indices(arena, all.size(), [&](std::size_t i) {
+        const Final& f = *all[i].second;
+        if (f.episode != nullptr) {
+            headers[i] = storage::encode_header(*f.episode, f.activation, f.tier, f.stored_at);
         }
-        return failed;
+    });
+    if (!write_batch_) {
+        write_batch_ = std::make_unique<storage::Batch>(db_->batch());
     }
-    cold_ = cold;
-    drain_journal();
-    if (units_.size() * sizeof(float) > kKeepBatchBytes) {
-        units_ = std::vector<float>(); // do not keep a huge scratch buffer around
-    }
-    report.ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    last_rate_ = report.ms > 0.0 ? static_cast<double>(ops.size()) * 1000.0 / report.ms : 0.0;
-    std::lock_guard<std::mutex> g(batches_mutex_);
-    report.seq = ++batch_seq_;
-    batches_.push_back(std::move(report));
-    if (batches_.size() > kMaxBatchReports) {
-        batches_.pop_front();
+    storage::Batch& batch = *write_batch_;
+    batch.clear();
+    chunk_before_.clear();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        const engine::Episode* e = all[i].second->episode;
+        if (e != nullptr) {
+            batch.put_episode(all[i].first, headers[i],
+                              std::string_view(reinterpret_cast<const char*>(e->embedding.data()),
+                                               e->embedding.size() * sizeof(float)));
+        } else {
+            batch.delete_episode(all[i].first);
+        }
+        if (!undo) {
+            continue;
+        }
+        const auto b = before.find(all[i].first);
+        chunk_before_.emplace_back(std::string(all[i].first),
+                                   b == before.end() ? std::nullopt
+                                                     : std::optional<std::string>(b->second));
     }
     return Status::ok();
 }

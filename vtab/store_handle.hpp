@@ -26,6 +26,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine/batch/pacer.hpp"
 #include "engine/core/episode.hpp"
 #include "engine/core/status.hpp"
 #include "engine/hnsw/hnsw.hpp"
@@ -44,6 +45,11 @@ struct StoreOptions {
     int m = 16;
     int ef_construction = 200;
     int ef_search = 64;
+    // Transactions: rows beyond this many bytes are staged on disk (batch_memory), and the
+    // backpressure strategy with the limit of the not-yet-indexed tail (max_unindexed).
+    std::size_t batch_memory = 64U << 20;
+    engine::Backpressure backpressure = engine::Backpressure::kBlock;
+    std::size_t max_unindexed = 100000;
 };
 
 struct PendingOp {
@@ -52,6 +58,20 @@ struct PendingOp {
     std::string id;          // the row's id (old id for updates)
     engine::Episode episode; // kInsert / kUpdate
     bool replace = false;    // kInsert: INSERT OR REPLACE over an existing id
+};
+
+// The staged form of an operation (Store::put_staged bytes), and back.
+std::string encode_op(const PendingOp& op);
+Result<PendingOp> decode_op(std::string_view bytes);
+// Memory an operation holds while queued (for the batch_memory budget).
+std::size_t op_bytes(const PendingOp& op) noexcept;
+
+// The operations of one transaction, in order: `staged` operations on disk (seq 0 .. staged-1
+// of staging transaction `txn`), then those still in memory.
+struct TransactionOps {
+    std::uint64_t txn = 0;
+    std::size_t staged = 0;
+    std::span<const PendingOp> tail;
 };
 
 // One write to the edges of a store (engram_edges).
@@ -97,6 +117,10 @@ struct BatchReport {
     double ms = 0.0;
     double peak_pressure = 0.0;
     std::string simd;
+    std::int64_t staged = 0;    // rows that were staged on disk before the commit
+    std::int64_t chunks = 0;    // writes the commit was published in (1: one atomic batch)
+    std::string mode = "batch"; // 'single' when fallback switched to single-op mode
+    double waited_ms = 0.0;     // time blocked by backpressure before the commit
 };
 
 struct StoreStats {
@@ -129,7 +153,12 @@ public:
     Result<bool> exists(const std::string& id);
     // Applies the transaction's operations in order and commits them atomically. On error nothing
     // is changed (in memory or on disk).
-    Status commit(const std::vector<PendingOp>& ops);
+    // Large transactions are published in chunks (paced by the backpressure strategy) behind a
+    // pinned read view and an undo log, so that readers and a crash see all of it or none.
+    Status commit(const TransactionOps& ops);
+    Status commit(const std::vector<PendingOp>& ops) { return commit(TransactionOps{0, 0, ops}); }
+    // A fresh staging transaction number (keys of Store::put_staged).
+    std::uint64_t next_txn() noexcept { return txn_seq_.fetch_add(1) + 1; }
     StoreStats stats();
     // The k hot memories most similar to `unit` with score >= threshold, best first (ties:
     // smallest id): the graph index's answer (beam ef) merged with an exact scan of the memories
@@ -161,6 +190,14 @@ private:
     Status load();
     Status check_and_persist_options();
     Result<bool> exists_locked(const std::string& id) const;
+    engine::PacerConfig pacer_config() const;
+    std::size_t unindexed(); // hot memories not in the graph index yet
+    Status check_ids(const TransactionOps& tx);
+    // Applies one chunk of a commit to the engine and fills write_batch_ with its records (and
+    // chunk_before_ with their previous values when `undo`).
+    Status apply_chunk(std::span<const PendingOp> ops, engine::ApplyMode mode, bool undo,
+                       double stored_at, std::size_t* cold_count, BatchReport* report);
+    std::vector<std::pair<std::string, std::optional<std::string>>> chunk_before_;
 
     StoreOptions options_;
     std::unique_ptr<storage::Store> db_;
@@ -170,6 +207,7 @@ private:
     // Read by stats() without the store lock, so another connection can watch a long commit.
     std::atomic<std::int64_t> hot_count_{0};
     std::atomic<std::int64_t> cold_count_{0};
+    std::atomic<std::uint64_t> txn_seq_{0};
     std::atomic<std::int64_t> committing_rows_{0};
     std::atomic<std::int64_t> applied_rows_{0};
     std::atomic<double> commit_started_{0.0}; // steady seconds; 0 when no commit runs
