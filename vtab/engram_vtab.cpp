@@ -27,6 +27,7 @@
 //   0  full scan in id order
 //   1  id = ?  (argv[0]; SQLite turns id IN (...) into repeated lookups)
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -70,41 +71,116 @@ constexpr const char* kSchema =
     "location TEXT, who TEXT, confidence REAL, vividness REAL, reliability REAL, metadata TEXT, "
     "activation REAL, tier TEXT, stored_at TEXT) WITHOUT ROWID";
 
+// A Bloom filter over the ids a transaction staged on disk: most lookups of an id the
+// transaction never wrote stop here instead of searching the staging area.
+class StagedIdFilter {
+public:
+    void add(std::string_view id) {
+        if (bits_.empty()) {
+            bits_.assign(kWords, 0);
+        }
+        for (std::uint64_t h : hashes(id)) {
+            bits_[(h >> 6) % kWords] |= 1ULL << (h & 63U);
+        }
+    }
+    bool may_contain(std::string_view id) const {
+        if (bits_.empty()) {
+            return false;
+        }
+        for (std::uint64_t h : hashes(id)) {
+            if ((bits_[(h >> 6) % kWords] & (1ULL << (h & 63U))) == 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+    void clear() { bits_ = std::vector<std::uint64_t>(); }
+
+private:
+    static constexpr std::size_t kWords = (16U << 20) / 64; // 16 Mbit, 2 MB
+    static std::array<std::uint64_t, 3> hashes(std::string_view id) {
+        const std::uint64_t a = std::hash<std::string_view>()(id);
+        const std::uint64_t b = (a * 0x9E3779B97F4A7C15ULL) ^ (a >> 29);
+        return {a, a + b, a + 2 * b};
+    }
+    std::vector<std::uint64_t> bits_;
+};
+
 struct EngramTable : sqlite3_vtab {
     ConnectionContext* ctx = nullptr;
     std::string name; // lower-case
     std::shared_ptr<SharedStore> store;
-    std::vector<PendingOp> ops;                 // this transaction's writes, in order
-    std::map<std::string, std::size_t> overlay; // id → index of its latest op
-    std::vector<std::size_t> savepoints;        // ops.size() at each savepoint level
+    // This transaction's writes, in order: the first `staged` on disk (staging transaction
+    // `txn`, once the queue outgrew half of batch_memory), then `ops` in memory.
+    std::uint64_t txn = 0;
+    std::size_t staged = 0;
+    StagedIdFilter staged_ids;
+    std::vector<PendingOp> ops;
+    std::size_t ops_bytes = 0;
+    std::map<std::string, std::size_t> overlay; // id → index in ops of its latest op
+    std::vector<std::size_t> savepoints;        // position() at each savepoint level
 
-    // The row this transaction sees for `id`: nullopt = absent.
-    Result<std::optional<engine::EpisodeRecord>> visible(const std::string& id, bool* pending);
-    void rebuild_overlay();
+    std::size_t position() const { return staged + ops.size(); }
+    // The latest op this transaction queued for `id`, if any (*op is set to it; it points into
+    // `ops` or into *scratch).
+    Result<bool> latest_op(const std::string& id, const PendingOp** op, PendingOp* scratch,
+                           std::uint64_t* staged_seq = nullptr);
+    // The row this transaction sees for `id`: nullopt = absent. *touched: the transaction
+    // wrote `id` (even if it then deleted it).
+    Result<std::optional<engine::EpisodeRecord>> visible(const std::string& id, bool* pending,
+                                                         bool* touched = nullptr);
+    void queue(PendingOp op);
+    Status spill_if_needed();
+    Status truncate_to(std::size_t mark);
+    Status reset();
 };
 
-struct EngramCursor : sqlite3_vtab_cursor {
-    int plan = 0;
-    bool eof = true;
-    engine::EpisodeRecord row;
-    bool pending = false;
-    // full scan: committed rows merged with the overlay
-    std::unique_ptr<storage::EpisodeCursor> committed;
-    std::map<std::string, std::size_t>::const_iterator over;
-    std::map<std::string, std::size_t>::const_iterator over_end;
-    EngramTable* table() const { return static_cast<EngramTable*>(pVtab); }
-};
+Result<bool> EngramTable::latest_op(const std::string& id, const PendingOp** op, PendingOp* scratch,
+                                    std::uint64_t* staged_seq) {
+    if (auto it = overlay.find(id); it != overlay.end()) {
+        *op = &ops[it->second];
+        return true;
+    }
+    if (staged == 0 || !staged_ids.may_contain(id)) {
+        return false;
+    }
+    auto found = store->db().get_staged(txn, id);
+    if (!found) {
+        return found.status();
+    }
+    if (!found->has_value()) {
+        return false;
+    }
+    auto decoded = decode_op((*found)->second);
+    if (!decoded) {
+        return decoded.status();
+    }
+    *scratch = std::move(decoded.value());
+    *op = scratch;
+    if (staged_seq != nullptr) {
+        *staged_seq = (*found)->first;
+    }
+    return true;
+}
 
 Result<std::optional<engine::EpisodeRecord>> EngramTable::visible(const std::string& id,
-                                                                  bool* pending) {
+                                                                  bool* pending, bool* touched) {
     *pending = false;
-    if (auto it = overlay.find(id); it != overlay.end()) {
-        const PendingOp& op = ops[it->second];
-        if (op.kind == PendingOp::Kind::kDelete) {
+    const PendingOp* op = nullptr;
+    PendingOp scratch;
+    auto queued = latest_op(id, &op, &scratch);
+    if (!queued) {
+        return queued.status();
+    }
+    if (touched != nullptr) {
+        *touched = queued.value();
+    }
+    if (queued.value()) {
+        if (op->kind == PendingOp::Kind::kDelete) {
             return std::optional<engine::EpisodeRecord>();
         }
         engine::EpisodeRecord r;
-        r.episode = op.episode;
+        r.episode = op == &scratch ? std::move(scratch.episode) : op->episode;
         *pending = true;
         return std::optional<engine::EpisodeRecord>(std::move(r));
     }
@@ -121,12 +197,175 @@ Result<std::optional<engine::EpisodeRecord>> EngramTable::visible(const std::str
     return std::optional<engine::EpisodeRecord>(std::move(rec.value()));
 }
 
-void EngramTable::rebuild_overlay() {
+void EngramTable::queue(PendingOp op) {
+    ops_bytes += op_bytes(op);
+    overlay[op.id] = ops.size();
+    ops.push_back(std::move(op));
+}
+
+Status EngramTable::spill_if_needed() {
+    // Half of the budget for the queue; the commit's chunks take the other half.
+    if (ops_bytes <= store->options().batch_memory / 2 || ops.empty()) {
+        return Status::ok();
+    }
+    if (txn == 0) {
+        txn = store->next_txn();
+    }
+    storage::Batch batch = store->db().batch();
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        const PendingOp& op = ops[i];
+        const std::string encoded = encode_op(op);
+        bytes += encoded.size();
+        batch.put_staged(txn, staged + i, op.id, encoded,
+                         op.kind == PendingOp::Kind::kInsert && !op.replace);
+        staged_ids.add(op.id);
+        if (bytes > (8U << 20)) { // bounded write batches
+            ENGRAM_TRY(store->db().write_staging(batch));
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    ENGRAM_TRY(store->db().write_staging(batch));
+    staged += ops.size();
+    store->count_staged(static_cast<std::int64_t>(ops.size()));
+    ops = std::vector<PendingOp>();
     overlay.clear();
+    ops_bytes = 0;
+    return Status::ok();
+}
+
+Status EngramTable::truncate_to(std::size_t mark) {
+    if (mark >= staged) {
+        ops.resize(std::min(mark - staged, ops.size()));
+    } else {
+        // Unstage the ops from `mark` on (their ids are needed to find their id entries).
+        auto cursor = store->db().staged_ops(txn, mark);
+        storage::Batch batch = store->db().batch();
+        std::uint64_t seq = mark;
+        for (; cursor->valid() && seq < staged; cursor->next(), ++seq) {
+            auto op = decode_op(cursor->value());
+            if (!op) {
+                return op.status();
+            }
+            batch.delete_staged(txn, seq, op->id);
+            if (batch.byte_size() > (8U << 20)) {
+                ENGRAM_TRY(store->db().write_staging(batch));
+                batch.clear();
+            }
+        }
+        ENGRAM_TRY(cursor->status());
+        ENGRAM_TRY(store->db().write_staging(batch));
+        store->count_staged(-static_cast<std::int64_t>(staged - mark));
+        staged = mark;
+        ops.clear();
+    }
+    overlay.clear();
+    ops_bytes = 0;
     for (std::size_t i = 0; i < ops.size(); ++i) {
         overlay[ops[i].id] = i;
+        ops_bytes += op_bytes(ops[i]);
     }
+    return Status::ok();
 }
+
+Status EngramTable::reset() {
+    ops = std::vector<PendingOp>();
+    overlay.clear();
+    ops_bytes = 0;
+    savepoints.clear();
+    staged_ids.clear();
+    Status s;
+    if (staged > 0) {
+        s = store->db().drop_staged(txn);
+        store->count_staged(-static_cast<std::int64_t>(staged));
+    }
+    staged = 0;
+    txn = 0;
+    return s;
+}
+
+// The transaction's writes in id order, the latest op per id: the staged ones merged with
+// those in memory (which are newer).
+class QueuedOps {
+public:
+    Status open(EngramTable* t) {
+        t_ = t;
+        mem_ = t->overlay.cbegin();
+        if (t->staged > 0) {
+            staged_ = t->store->db().staged_ids(t->txn);
+            ENGRAM_TRY(read_staged_id());
+        }
+        return settle();
+    }
+    bool valid() const { return cur_ != nullptr; }
+    const std::string& id() const { return cur_->id; }
+    const PendingOp& op() const { return *cur_; }
+    Status next() {
+        if (from_mem_) {
+            ++mem_;
+        } else {
+            ENGRAM_TRY(skip_staged_id());
+        }
+        return settle();
+    }
+
+private:
+    bool staged_valid() const { return staged_ && staged_->valid(); }
+    Status read_staged_id() {
+        if (staged_valid()) {
+            staged_id_.assign(staged_->id());
+        }
+        return staged_ ? staged_->status() : Status::ok();
+    }
+    Status skip_staged_id() {
+        while (staged_valid() && staged_->id() == staged_id_) {
+            staged_->next();
+        }
+        return read_staged_id();
+    }
+    Status settle() {
+        const bool have_mem = mem_ != t_->overlay.cend();
+        if (staged_valid() && have_mem && staged_id_ == mem_->first) {
+            ENGRAM_TRY(skip_staged_id()); // the op in memory is newer
+        }
+        if (staged_valid() && (!have_mem || staged_id_ < mem_->first)) {
+            const PendingOp* op = nullptr;
+            auto found = t_->latest_op(staged_id_, &op, &staged_op_);
+            if (!found) {
+                return found.status();
+            }
+            if (!found.value() || op != &staged_op_) {
+                return Status::internal("staged row '" + staged_id_ + "' vanished");
+            }
+            cur_ = &staged_op_;
+            from_mem_ = false;
+            return Status::ok();
+        }
+        cur_ = have_mem ? &t_->ops[mem_->second] : nullptr;
+        from_mem_ = true;
+        return Status::ok();
+    }
+
+    EngramTable* t_ = nullptr;
+    std::map<std::string, std::size_t>::const_iterator mem_;
+    std::unique_ptr<storage::EpisodeCursor> staged_;
+    std::string staged_id_;
+    PendingOp staged_op_;
+    const PendingOp* cur_ = nullptr;
+    bool from_mem_ = true;
+};
+
+struct EngramCursor : sqlite3_vtab_cursor {
+    int plan = 0;
+    bool eof = true;
+    engine::EpisodeRecord row;
+    bool pending = false;
+    // full scan: committed rows merged with the transaction's queued writes
+    std::unique_ptr<storage::EpisodeCursor> committed;
+    QueuedOps queued;
+    EngramTable* table() const { return static_cast<EngramTable*>(pVtab); }
+};
 
 // ---- options -------------------------------------------------------------------------------
 
@@ -165,6 +404,33 @@ Status parse_int(const std::string& key, const std::string& v, long long lo, lon
                                quote_text(v));
     }
     *out = n;
+    return Status::ok();
+}
+
+// A size in bytes: an integer with an optional KB, MB or GB suffix (powers of 1024).
+Status parse_bytes(const std::string& key, const std::string& v, unsigned long long lo,
+                   unsigned long long hi, std::size_t* out) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    const std::string unit = lower(trim(end != nullptr ? std::string(end) : std::string()));
+    unsigned long long scale = 0;
+    if (unit.empty() || unit == "b") {
+        scale = 1;
+    } else if (unit == "kb" || unit == "k") {
+        scale = 1ULL << 10;
+    } else if (unit == "mb" || unit == "m") {
+        scale = 1ULL << 20;
+    } else if (unit == "gb" || unit == "g") {
+        scale = 1ULL << 30;
+    }
+    const bool digits = !v.empty() && v[0] >= '0' && v[0] <= '9';
+    if (!digits || errno != 0 || scale == 0 || n > hi / scale || n * scale < lo || n * scale > hi) {
+        return Status::invalid("engram option " + key +
+                               ": expected a size such as 64MB (at least 1MB), got " +
+                               quote_text(v));
+    }
+    *out = static_cast<std::size_t>(n * scale);
     return Status::ok();
 }
 
@@ -233,10 +499,24 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
         } else if (key == "ef_search") {
             ENGRAM_TRY(parse_int(key, value, 1, 100000, &n));
             o->ef_search = static_cast<int>(n);
+        } else if (key == "batch_memory") {
+            ENGRAM_TRY(parse_bytes(key, value, 1U << 20, 1ULL << 40, &o->batch_memory));
+        } else if (key == "backpressure") {
+            const auto b = engine::parse_backpressure(lower(value));
+            if (!b) {
+                return Status::invalid("engram option backpressure: expected block, "
+                                       "adaptive_resize or fallback, got " +
+                                       quote_text(value));
+            }
+            o->backpressure = *b;
+        } else if (key == "max_unindexed") {
+            ENGRAM_TRY(parse_int(key, value, 0, 1LL << 40, &n));
+            o->max_unindexed = static_cast<std::size_t>(n);
         } else {
             return Status::invalid("unknown engram option " + quote_text(key) +
                                    " (expected dim, capacity, path, dedup, sync, m, "
-                                   "ef_construction or ef_search)");
+                                   "ef_construction, ef_search, batch_memory, backpressure or "
+                                   "max_unindexed)");
         }
     }
     const char* file = sqlite3_db_filename(db, schema.c_str());
@@ -276,9 +556,10 @@ int engram_init(sqlite3* db, void* aux, int argc, const char* const* argv, sqlit
         table->ctx->stores[table->name] = table->store;
         EngramTable* raw = table.get();
         table->ctx->pending_ids[table->name] = [raw](const std::string& id) {
-            auto it = raw->overlay.find(id);
-            return it != raw->overlay.end() &&
-                   raw->ops[it->second].kind != PendingOp::Kind::kDelete;
+            const PendingOp* op = nullptr;
+            PendingOp scratch;
+            auto queued = raw->latest_op(id, &op, &scratch);
+            return queued.is_ok() && queued.value() && op->kind != PendingOp::Kind::kDelete;
         };
         *out = table.release(); // owned by SQLite until xDisconnect/xDestroy
         return Status::ok();
@@ -347,10 +628,9 @@ int engram_close(sqlite3_vtab_cursor* cur) noexcept {
 
 // Moves a full-scan cursor to the next visible row at or after its current positions.
 Status scan_settle(EngramCursor* c) {
-    EngramTable* t = c->table();
     for (;;) {
         const bool have_db = c->committed->valid();
-        const bool have_over = c->over != c->over_end;
+        const bool have_over = c->queued.valid();
         if (!have_db && !have_over) {
             ENGRAM_TRY(c->committed->status());
             c->eof = true;
@@ -363,7 +643,7 @@ Status scan_settle(EngramCursor* c) {
             order = -1;
         } else {
             const std::string_view a = c->committed->id();
-            const std::string& b = c->over->first;
+            const std::string& b = c->queued.id();
             order = a < b ? -1 : (a == b ? 0 : 1);
         }
         if (order < 0) {
@@ -376,12 +656,12 @@ Status scan_settle(EngramCursor* c) {
             c->eof = false;
             return Status::ok();
         }
-        const PendingOp& op = t->ops[c->over->second];
+        const PendingOp& op = c->queued.op();
         if (op.kind == PendingOp::Kind::kDelete) {
             if (order == 0) {
                 c->committed->next();
             }
-            ++c->over;
+            ENGRAM_TRY(c->queued.next());
             continue;
         }
         c->row = engine::EpisodeRecord{};
@@ -415,8 +695,7 @@ int engram_filter(sqlite3_vtab_cursor* cur, int idx_num, const char* /*idx_str*/
         }
         c->committed = t->store->db().episodes();
         c->committed->seek_first();
-        c->over = t->overlay.cbegin();
-        c->over_end = t->overlay.cend();
+        ENGRAM_TRY(c->queued.open(t));
         return scan_settle(c);
     });
 }
@@ -433,8 +712,8 @@ int engram_next(sqlite3_vtab_cursor* cur) noexcept {
         if (c->committed->valid() && c->committed->id() == id) {
             c->committed->next();
         }
-        if (c->over != c->over_end && c->over->first == id) {
-            ++c->over;
+        if (c->queued.valid() && c->queued.id() == id) {
+            ENGRAM_TRY(c->queued.next());
         }
         return scan_settle(c);
     });
@@ -598,7 +877,7 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                   sqlite3_int64* /*rowid*/) noexcept {
     auto* t = static_cast<EngramTable*>(vtab);
     return guard(vtab, [&]() -> Status {
-        const std::size_t position = t->ops.size() + 1;
+        const std::size_t position = t->position() + 1;
         if (argc == 1) { // DELETE
             const std::string id = read_text(argv[0]);
             bool pending = false;
@@ -612,9 +891,8 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
             PendingOp op;
             op.kind = PendingOp::Kind::kDelete;
             op.id = id;
-            t->ops.push_back(std::move(op));
-            t->overlay[id] = t->ops.size() - 1;
-            return Status::ok();
+            t->queue(std::move(op));
+            return t->spill_if_needed();
         }
         sqlite3_value** cols = argv + 2;
         const std::size_t dim = t->store->options().memory.dim;
@@ -630,11 +908,16 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                 return Status::invalid("row " + std::to_string(position) +
                                        " of the transaction: id must not be empty");
             }
+            if (op.id.find('\0') != std::string::npos) {
+                return Status::invalid("row " + std::to_string(position) +
+                                       " of the transaction: id must not contain a NUL character");
+            }
             const std::string row = "row " + quote_text(op.id);
             ENGRAM_TRY(read_episode(cols, dim, nullptr, row, &op.episode));
             op.episode.id = op.id;
             bool pending = false;
-            auto existing = t->visible(op.id, &pending);
+            bool touched = false;
+            auto existing = t->visible(op.id, &pending, &touched);
             if (!existing) {
                 return existing.status();
             }
@@ -648,12 +931,11 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                                           ": an episode with this id is already stored");
                 }
                 op.replace = true;
-            } else if (pending || t->overlay.count(op.id) != 0) {
+            } else if (touched) {
                 op.replace = true; // re-inserting an id deleted earlier in this transaction
             }
-            t->ops.push_back(std::move(op));
-            t->overlay[t->ops.back().id] = t->ops.size() - 1;
-            return Status::ok();
+            t->queue(std::move(op));
+            return t->spill_if_needed();
         }
         // UPDATE
         const std::string old_id = read_text(argv[0]);
@@ -682,49 +964,58 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
         op.episode.id = old_id;
         if (pending) {
             // Updating a row inserted in this transaction: rewrite the queued insert in place.
-            PendingOp& queued = t->ops[t->overlay[old_id]];
-            queued.episode = std::move(op.episode);
-            return Status::ok();
+            if (auto it = t->overlay.find(old_id); it != t->overlay.end()) {
+                PendingOp& queued = t->ops[it->second];
+                t->ops_bytes -= std::min(t->ops_bytes, op_bytes(queued));
+                queued.episode = std::move(op.episode);
+                t->ops_bytes += op_bytes(queued);
+                return Status::ok();
+            }
+            const PendingOp* staged = nullptr;
+            PendingOp scratch;
+            std::uint64_t seq = 0;
+            auto found = t->latest_op(old_id, &staged, &scratch, &seq);
+            if (!found) {
+                return found.status();
+            }
+            if (!found.value() || staged != &scratch) {
+                return Status::internal("queued row " + quote_text(old_id) + " vanished");
+            }
+            scratch.episode = std::move(op.episode);
+            storage::Batch batch = t->store->db().batch();
+            batch.put_staged(t->txn, seq, old_id, encode_op(scratch),
+                             scratch.kind == PendingOp::Kind::kInsert && !scratch.replace);
+            return t->store->db().write_staging(batch);
         }
         op.kind = PendingOp::Kind::kUpdate;
-        t->ops.push_back(std::move(op));
-        t->overlay[old_id] = t->ops.size() - 1;
-        return Status::ok();
+        t->queue(std::move(op));
+        return t->spill_if_needed();
     });
 }
 
 // ---- transactions --------------------------------------------------------------------------
 
-void reset(EngramTable* t) {
-    t->ops.clear();
-    t->overlay.clear();
-    t->savepoints.clear();
-}
-
 int engram_begin(sqlite3_vtab* vtab) noexcept {
-    reset(static_cast<EngramTable*>(vtab));
-    return SQLITE_OK;
+    return guard(vtab, [&]() { return static_cast<EngramTable*>(vtab)->reset(); });
 }
 
 int engram_sync(sqlite3_vtab* vtab) noexcept {
     auto* t = static_cast<EngramTable*>(vtab);
     return guard(vtab, [&]() -> Status {
-        Status s = t->store->commit(t->ops);
-        if (s.is_ok()) {
-            reset(t);
-        }
-        return s;
+        ENGRAM_TRY(t->store->commit(TransactionOps{t->txn, t->staged, t->ops}));
+        // Committed. Staged rows left behind by a failed drop are cleared at the next open.
+        const Status dropped = t->reset();
+        static_cast<void>(dropped);
+        return Status::ok();
     });
 }
 
 int engram_commit(sqlite3_vtab* vtab) noexcept {
-    reset(static_cast<EngramTable*>(vtab));
-    return SQLITE_OK;
+    return guard(vtab, [&]() { return static_cast<EngramTable*>(vtab)->reset(); });
 }
 
 int engram_rollback(sqlite3_vtab* vtab) noexcept {
-    reset(static_cast<EngramTable*>(vtab));
-    return SQLITE_OK;
+    return guard(vtab, [&]() { return static_cast<EngramTable*>(vtab)->reset(); });
 }
 
 int engram_rename(sqlite3_vtab* vtab, const char* /*name*/) noexcept {

@@ -43,11 +43,14 @@ struct EdgesTable : sqlite3_vtab {
     // rowid ↔ edge for the rows scans have produced in this transaction / statement
     std::vector<std::pair<std::string, std::string>> rowids;
 
-    void rebuild_overlay() {
+    std::size_t position() const { return ops.size(); }
+    Status truncate_to(std::size_t mark) {
+        ops.resize(std::min(mark, ops.size()));
         overlay.clear();
         for (std::size_t i = 0; i < ops.size(); ++i) {
             overlay[{ops[i].src, ops[i].dst}] = i;
         }
+        return Status::ok();
     }
 };
 

@@ -1316,6 +1316,7 @@ StoreStats SharedStore::stats() {
     s.pressure =
         std::min(1.0, static_cast<double>(s.hot) / static_cast<double>(options_.memory.capacity));
     s.committing_rows = committing_rows_.load();
+    s.staged_rows = staged_rows_.load();
     s.applied_rows = applied_rows_.load();
     const double started = commit_started_.load();
     if (started > 0.0) {

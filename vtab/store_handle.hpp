@@ -133,6 +133,7 @@ struct StoreStats {
     std::int64_t committing_rows = 0; // operations in the batch being committed
     std::int64_t applied_rows = 0;    // of which applied to the engine so far
     double rate = 0.0;                // rows/s of the running commit, else of the last one
+    std::int64_t staged_rows = 0;     // rows open transactions have staged on disk
 };
 
 class SharedStore {
@@ -159,6 +160,8 @@ public:
     Status commit(const std::vector<PendingOp>& ops) { return commit(TransactionOps{0, 0, ops}); }
     // A fresh staging transaction number (keys of Store::put_staged).
     std::uint64_t next_txn() noexcept { return txn_seq_.fetch_add(1) + 1; }
+    // Open transactions report the rows they staged (and unstaged) here, for engram_stats.
+    void count_staged(std::int64_t delta) noexcept { staged_rows_.fetch_add(delta); }
     StoreStats stats();
     // The k hot memories most similar to `unit` with score >= threshold, best first (ties:
     // smallest id): the graph index's answer (beam ef) merged with an exact scan of the memories
@@ -208,6 +211,7 @@ private:
     std::atomic<std::int64_t> hot_count_{0};
     std::atomic<std::int64_t> cold_count_{0};
     std::atomic<std::uint64_t> txn_seq_{0};
+    std::atomic<std::int64_t> staged_rows_{0};
     std::atomic<std::int64_t> committing_rows_{0};
     std::atomic<std::int64_t> applied_rows_{0};
     std::atomic<double> commit_started_{0.0}; // steady seconds; 0 when no commit runs

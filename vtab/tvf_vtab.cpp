@@ -227,6 +227,10 @@ Status run_stats(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>*
         st.committing_rows,
         st.applied_rows,
         st.rate,
+        st.staged_rows,
+        std::string(engine::backpressure_name(o.backpressure)),
+        static_cast<std::int64_t>(o.batch_memory),
+        static_cast<std::int64_t>(o.max_unindexed),
     });
     return Status::ok();
 }
@@ -238,7 +242,8 @@ Status run_batches(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row
     }
     for (const BatchReport& b : (*store)->batches()) {
         rows->push_back(Row{b.seq, b.size, b.successful, b.degraded, b.deduplicated, b.evicted,
-                            b.updated, b.deleted, b.ms, b.peak_pressure, b.simd});
+                            b.updated, b.deleted, b.ms, b.peak_pressure, b.simd, b.staged, b.chunks,
+                            b.mode, b.waited_ms});
     }
     return Status::ok();
 }
@@ -277,8 +282,9 @@ const TvfSpec kStats = {
     "engram_stats",
     "CREATE TABLE x(path TEXT, dim INTEGER, capacity INTEGER, episodes INTEGER, hot INTEGER, "
     "cold INTEGER, indexed INTEGER, pressure REAL, batches INTEGER, dedup, sync TEXT, "
-    "simd TEXT, committing INTEGER, applied INTEGER, rate REAL, store HIDDEN)",
-    15,
+    "simd TEXT, committing INTEGER, applied INTEGER, rate REAL, staged INTEGER, "
+    "backpressure TEXT, batch_memory INTEGER, max_unindexed INTEGER, store HIDDEN)",
+    19,
     {"store", nullptr},
     1,
     run_stats,
@@ -288,8 +294,9 @@ const TvfSpec kBatches = {
     "engram_batches",
     "CREATE TABLE x(batch INTEGER, size INTEGER, successful INTEGER, degraded INTEGER, "
     "deduplicated INTEGER, evicted INTEGER, updated INTEGER, deleted INTEGER, ms REAL, "
-    "peak_pressure REAL, simd TEXT, store HIDDEN)",
-    11,
+    "peak_pressure REAL, simd TEXT, staged INTEGER, chunks INTEGER, mode TEXT, "
+    "waited_ms REAL, store HIDDEN)",
+    15,
     {"store", nullptr},
     1,
     run_batches,
