@@ -121,5 +121,150 @@ TEST_F(StoreTest, DestroyRemovesFiles) {
     EXPECT_FALSE(std::filesystem::exists(path_ + "/CURRENT"));
 }
 
+std::string value_of(Store& s, const std::string& id, bool latest = false) {
+    std::string v;
+    const Status st = latest ? s.get_episode_latest(id, &v) : s.get_episode(id, &v);
+    if (st.code() == Code::kNotFound) {
+        return "<absent>";
+    }
+    EXPECT_TRUE(st.is_ok()) << st.message();
+    return v;
+}
+
+TEST_F(StoreTest, StagingFindsLatestOpsByIdAndIteratesInOrder) {
+    {
+        auto s = Store::open(path_, false);
+        ASSERT_TRUE(s.is_ok());
+        Store& db = **s;
+        Batch b = db.batch();
+        b.put_staged(7, 0, "b", "b0", true);
+        b.put_staged(7, 1, "a", "a1", true);
+        b.put_staged(7, 2, "b", "b2", false);
+        b.put_staged(7, 3, "ab", "ab3", true);
+        b.put_staged(8, 0, "a", "other", true); // another transaction
+        ASSERT_TRUE(db.write_staging(b).is_ok());
+
+        auto latest = db.get_staged(7, "b");
+        ASSERT_TRUE(latest.is_ok());
+        ASSERT_TRUE(latest->has_value());
+        EXPECT_EQ((*latest)->first, 2U);
+        EXPECT_EQ((*latest)->second, "b2");
+        latest = db.get_staged(7, "a");
+        ASSERT_TRUE(latest->has_value());
+        EXPECT_EQ((*latest)->second, "a1"); // not "ab3" (a longer id sharing the prefix)
+        EXPECT_FALSE(db.get_staged(7, "c")->has_value());
+        EXPECT_EQ((*db.get_staged(8, "a"))->second, "other");
+
+        std::string ids;
+        for (auto c = db.staged_ids(7); c->valid(); c->next()) {
+            ids += std::string(c->id()) + (c->value()[8] != '\0' ? "+ " : "- ");
+        }
+        EXPECT_EQ(ids, "a+ ab+ b+ b- "); // id order; per id, by seq; the flag kept
+        std::string ops;
+        for (auto c = db.staged_ops(7, 1); c->valid(); c->next()) {
+            ops += std::string(c->value()) + " ";
+        }
+        EXPECT_EQ(ops, "a1 b2 ab3 ");
+
+        Batch d = db.batch();
+        d.delete_staged(7, 2, "b");
+        ASSERT_TRUE(db.write_staging(d).is_ok());
+        EXPECT_EQ((*db.get_staged(7, "b"))->second, "b0");
+
+        ASSERT_TRUE(db.drop_staged(7).is_ok());
+        EXPECT_FALSE(db.get_staged(7, "a")->has_value());
+        EXPECT_FALSE(db.staged_ids(7)->valid());
+        EXPECT_TRUE(db.get_staged(8, "a")->has_value()); // untouched
+    }
+    auto s = Store::open(path_, false); // a new process: what was staged is gone
+    ASSERT_TRUE(s.is_ok());
+    EXPECT_FALSE((*s)->get_staged(8, "a")->has_value());
+}
+
+// Writes a publish in two parts over {keep: "k0", gone: "g0"}: part 1 overwrites keep and adds
+// n1, part 2 deletes gone, overwrites n1 and adds n2. Undo records hold the previous values.
+void publish_two_parts(Store& db, bool finish) {
+    Batch before = db.batch();
+    before.put_episode("keep", "k0");
+    before.put_episode("gone", "g0");
+    ASSERT_TRUE(db.write(before, SyncMode::kFull).is_ok());
+    db.hold_view(true);
+    Batch p1 = db.batch();
+    p1.begin_publish();
+    p1.put_episode("keep", "k1");
+    p1.put_undo(0, "keep", std::string_view("k0"));
+    p1.put_episode("n1", "x1");
+    p1.put_undo(1, "n1", std::nullopt);
+    ASSERT_TRUE(db.write(p1, SyncMode::kNormal).is_ok());
+    Batch p2 = db.batch();
+    p2.delete_episode("gone");
+    p2.put_undo(2, "gone", std::string_view("g0"));
+    p2.put_episode("n1", "x2");
+    p2.put_undo(3, "n1", std::string_view("x1"));
+    p2.put_episode("n2", "y2");
+    p2.put_undo(4, "n2", std::nullopt);
+    ASSERT_TRUE(db.write(p2, SyncMode::kNormal).is_ok());
+    // Readers still see the state before the publish; the writer sees its own writes.
+    EXPECT_EQ(value_of(db, "keep"), "k0");
+    EXPECT_EQ(value_of(db, "n1"), "<absent>");
+    EXPECT_EQ(value_of(db, "gone"), "g0");
+    EXPECT_EQ(value_of(db, "n1", true), "x2");
+    int n = 0;
+    auto c = db.episodes();
+    for (c->seek_first(); c->valid(); c->next()) {
+        ++n;
+    }
+    EXPECT_EQ(n, 2);
+    if (finish) {
+        Batch end = db.batch();
+        end.end_publish();
+        ASSERT_TRUE(db.write(end, SyncMode::kFull).is_ok());
+        db.hold_view(false);
+        EXPECT_EQ(value_of(db, "n1"), "x2");
+    }
+}
+
+TEST_F(StoreTest, UnfinishedPublishIsUndoneAtOpen) {
+    {
+        auto s = Store::open(path_, false);
+        ASSERT_TRUE(s.is_ok());
+        publish_two_parts(**s, false); // "crashes" before the end
+    }
+    auto s = Store::open(path_, false);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    EXPECT_EQ(value_of(**s, "keep"), "k0");
+    EXPECT_EQ(value_of(**s, "gone"), "g0");
+    EXPECT_EQ(value_of(**s, "n1"), "<absent>");
+    EXPECT_EQ(value_of(**s, "n2"), "<absent>");
+    EXPECT_FALSE((*s)->get_meta("publishing")->has_value());
+}
+
+TEST_F(StoreTest, FinishedPublishStaysAndLeavesNoUndoRecords) {
+    {
+        auto s = Store::open(path_, false);
+        ASSERT_TRUE(s.is_ok());
+        publish_two_parts(**s, true);
+    }
+    auto s = Store::open(path_, false);
+    ASSERT_TRUE(s.is_ok());
+    EXPECT_EQ(value_of(**s, "keep"), "k1");
+    EXPECT_EQ(value_of(**s, "gone"), "<absent>");
+    EXPECT_EQ(value_of(**s, "n1"), "x2");
+    EXPECT_EQ(value_of(**s, "n2"), "y2");
+    EXPECT_FALSE((*s)->get_meta("undo/")->has_value());
+    EXPECT_FALSE((*s)->get_meta("publishing")->has_value());
+}
+
+TEST_F(StoreTest, FailedPublishIsUndoneInProcess) {
+    auto s = Store::open(path_, false);
+    ASSERT_TRUE(s.is_ok());
+    publish_two_parts(**s, false);
+    ASSERT_TRUE((*s)->undo_unfinished_publish().is_ok());
+    (*s)->hold_view(false);
+    EXPECT_EQ(value_of(**s, "keep"), "k0");
+    EXPECT_EQ(value_of(**s, "n1"), "<absent>");
+    EXPECT_EQ(value_of(**s, "gone"), "g0");
+}
+
 } // namespace
 } // namespace engram::storage
