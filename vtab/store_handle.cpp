@@ -426,10 +426,10 @@ Status SharedStore::commit(const TransactionOps& tx) {
                                    before ? std::optional<std::string_view>(*before)
                                           : std::nullopt);
                 }
-                // The last write fsyncs (sync=full), which makes these durable too.
-                failed = db_->write(batch, options_.sync == storage::SyncMode::kOff
-                                               ? storage::SyncMode::kOff
-                                               : storage::SyncMode::kNormal);
+                // Always through the WAL, so that the undo log is there whenever a part is
+                // (even with sync=off); the last write fsyncs (sync=full), which makes these
+                // durable too.
+                failed = db_->write(batch, storage::SyncMode::kNormal);
             } else {
                 // One atomic write. The data version tells a graph snapshot whether it still
                 // matches (see save_snapshot).
