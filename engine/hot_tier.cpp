@@ -14,7 +14,7 @@ HotTier::HotTier(std::size_t dim) : dim_(dim), stride_((dim + 15) / 16 * 16) {}
 
 HotTier::~HotTier() {
     for (float* c : chunks_) {
-        aligned_free(c);
+        chunk_free(c, kChunkRows * stride_ * sizeof(float));
     }
 }
 
@@ -28,7 +28,7 @@ std::uint32_t HotTier::allocate_slot() {
     if (s % kChunkRows == 0) {
         const std::size_t bytes = kChunkRows * stride_ * sizeof(float);
         chunks_.reserve(chunks_.size() + 1);
-        chunks_.push_back(static_cast<float*>(aligned_zalloc(bytes, kAlign)));
+        chunks_.push_back(static_cast<float*>(chunk_zalloc(bytes, kAlign, chunks_.size())));
     }
     infos_.emplace_back();
     return s;

@@ -1,7 +1,9 @@
 #include "engine/pool.hpp"
 
 #include <dlfcn.h>
+#include <numa.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,6 +84,41 @@ void aligned_free(void* p) noexcept {
 
 const char* allocator_name() noexcept {
     return mimalloc().name;
+}
+
+int numa_nodes() noexcept {
+    static const int nodes = numa_available() < 0 ? 1 : std::max(1, numa_num_configured_nodes());
+    return nodes;
+}
+
+void* chunk_zalloc(std::size_t bytes, std::size_t align, std::size_t index) {
+    const int nodes = numa_nodes();
+    if (nodes <= 1) {
+        return aligned_zalloc(bytes, align);
+    }
+    // Page-aligned, zero-filled pages bound to the node before anything touches them.
+    void* p = numa_alloc_onnode(bytes, static_cast<int>(index % static_cast<std::size_t>(nodes)));
+    if (p == nullptr) {
+        throw std::bad_alloc();
+    }
+    return p;
+}
+
+void chunk_free(void* p, std::size_t bytes) noexcept {
+    if (p == nullptr) {
+        return;
+    }
+    if (numa_nodes() <= 1) {
+        aligned_free(p);
+    } else {
+        numa_free(p, bytes);
+    }
+}
+
+std::string numa_placement() {
+    const int nodes = numa_nodes();
+    return nodes <= 1 ? std::string("off (1 node)")
+                      : "chunks interleaved over " + std::to_string(nodes) + " nodes";
 }
 
 } // namespace engram::engine

@@ -11,6 +11,7 @@
 //
 // Thread safety: all functions may be called from any thread.
 #include <cstddef>
+#include <string>
 
 namespace engram::engine {
 
@@ -20,5 +21,16 @@ void* aligned_zalloc(std::size_t bytes, std::size_t align);
 void aligned_free(void* p) noexcept;
 // "mimalloc 2.0.9" or "libc (mimalloc not found)".
 const char* allocator_name() noexcept;
+
+// NUMA placement (libnuma). On a machine with more than one node, embedding chunks are placed
+// round-robin over the nodes (chunk i on node i mod nodes), so that parallel scans read from
+// every node's memory; with one node (or without NUMA support) this is plain aligned_zalloc.
+int numa_nodes() noexcept;
+// Zeroed, `align`-aligned (≤ 4096) memory for chunk number `index`; throws std::bad_alloc.
+void* chunk_zalloc(std::size_t bytes, std::size_t align, std::size_t index);
+// Frees chunk_zalloc memory of the same size.
+void chunk_free(void* p, std::size_t bytes) noexcept;
+// "off (1 node)" or "chunks interleaved over N nodes".
+std::string numa_placement();
 
 } // namespace engram::engine

@@ -1,7 +1,6 @@
 // Scalar SQL functions: engram_version(), engram_debug(), engram_vector(json_or_blob),
 // engram_vector_json(blob), engram_cosine(a, b), engram_random_vector(dim, seed).
 // All are deterministic except engram_debug; all take vectors as float32 BLOBs or JSON arrays.
-#include <numa.h>
 #include <rocksdb/version.h>
 #include <tbb/info.h>
 #include <tbb/version.h>
@@ -41,13 +40,13 @@ std::string debug_text() {
             levels += engine::simd::level_name(l);
         }
     }
-    const int numa_nodes = numa_available() < 0 ? 1 : numa_num_configured_nodes();
     std::string s = "engram " ENGRAM_VERSION;
     s += "\nbuild: " ENGRAM_BUILD_TYPE ", g++ " __VERSION__;
     s += "\nsimd: " + std::string(engine::simd::kernels().name) + " (available: " + levels + ")";
     s += "\ntbb: " + std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
          ", threads: " + std::to_string(tbb::info::default_concurrency());
-    s += "\nnuma nodes: " + std::to_string(numa_nodes);
+    s += "\nnuma nodes: " + std::to_string(engine::numa_nodes()) +
+         ", placement: " + engine::numa_placement();
     s += "\nrocksdb: " + std::to_string(ROCKSDB_MAJOR) + "." + std::to_string(ROCKSDB_MINOR) + "." +
          std::to_string(ROCKSDB_PATCH);
     s += "\nallocator: " + std::string(engine::allocator_name());

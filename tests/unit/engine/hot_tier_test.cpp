@@ -1,5 +1,7 @@
 #include "engine/hot_tier.hpp"
 
+#include "engine/pool.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -121,6 +123,24 @@ TEST(HotTier, TiesBreakBySmallestId) {
     EXPECT_EQ(hot.info(top[0].slot).id, "a");
     EXPECT_EQ(hot.info(top[1].slot).id, "b");
     EXPECT_EQ(hot.info(hot.best_match(v.data())->slot).id, "a");
+}
+
+TEST(Pool, ChunksAreZeroedAlignedAndPlacedPerTheNodeCount) {
+    constexpr std::size_t kBytes = HotTier::kChunkRows * 16 * sizeof(float);
+    for (std::size_t index = 0; index < 4; ++index) {
+        auto* p = static_cast<unsigned char*>(chunk_zalloc(kBytes, HotTier::kAlign, index));
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % HotTier::kAlign, 0U);
+        std::size_t nonzero = 0;
+        for (std::size_t i = 0; i < kBytes; ++i) {
+            nonzero += p[i] != 0 ? 1 : 0;
+        }
+        EXPECT_EQ(nonzero, 0U);
+        p[kBytes - 1] = 1; // writable to the end
+        chunk_free(p, kBytes);
+    }
+    EXPECT_GE(numa_nodes(), 1);
+    EXPECT_EQ(numa_placement() == "off (1 node)", numa_nodes() == 1);
 }
 
 } // namespace
