@@ -1046,11 +1046,7 @@ Result<bool> SharedStore::load_snapshot() {
     if (graph.size() != graph_bytes) {
         return false;
     }
-    engine::HnswConfig hc;
-    hc.dim = options_.memory.dim;
-    hc.m = static_cast<std::size_t>(options_.m);
-    hc.ef_construction = static_cast<std::size_t>(options_.ef_construction);
-    auto index = engine::HnswIndex::deserialize(graph, hc);
+    auto index = engine::HnswIndex::deserialize(graph, index_config());
     if (!index) {
         return false;
     }
@@ -1112,13 +1108,18 @@ Result<bool> SharedStore::load_snapshot() {
     return true;
 }
 
-void SharedStore::reset_index() {
+engine::HnswConfig SharedStore::index_config() const {
     engine::HnswConfig hc;
     hc.dim = options_.memory.dim;
     hc.m = static_cast<std::size_t>(options_.m);
     hc.ef_construction = static_cast<std::size_t>(options_.ef_construction);
+    hc.auto_purge = false; // the builder purges, so that commits never do
+    return hc;
+}
+
+void SharedStore::reset_index() {
     std::lock_guard<std::mutex> g(tail_mutex_);
-    index_ = std::make_unique<engine::HnswIndex>(hc);
+    index_ = std::make_unique<engine::HnswIndex>(index_config());
     tail_.clear();
     state_.clear();
     waiting_ = 0;
@@ -1130,6 +1131,7 @@ void SharedStore::reset_index() {
 void SharedStore::drain_journal() {
     // Called with mutex_ held exclusively: the builder is not indexing now.
     std::lock_guard<std::mutex> g(tail_mutex_);
+    bool removed = false;
     for (const engine::TierEvent& ev : journal_) {
         if (state_.size() <= ev.slot) {
             state_.resize(ev.slot + 1, 0);
@@ -1138,6 +1140,7 @@ void SharedStore::drain_journal() {
         if (ev.kind != engine::TierEvent::Kind::kAdd && st == 2) {
             index_->remove(ev.slot);
             --indexed_count_;
+            removed = true;
         }
         if (st == 1) {
             --waiting_;
@@ -1150,7 +1153,10 @@ void SharedStore::drain_journal() {
         }
     }
     journal_.clear();
-    if (waiting_ > 0) {
+    if (removed && index_->purge_due()) {
+        purge_wanted_ = true;
+    }
+    if (waiting_ > 0 || purge_wanted_) {
         tail_cv_.notify_one();
     }
 }
@@ -1161,10 +1167,19 @@ void SharedStore::build_loop() {
     for (;;) {
         {
             std::unique_lock<std::mutex> g(tail_mutex_);
-            tail_cv_.wait(g, [&] { return stop_ || !tail_.empty(); });
+            tail_cv_.wait(g, [&] { return stop_ || !tail_.empty() || purge_wanted_; });
             if (stop_) {
                 return;
             }
+        }
+        if (purge_wanted_.exchange(false)) {
+            // Tombstones from removals and replacements: repaired here, off the commit path.
+            while (writers_waiting_.load() > 0) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+            }
+            std::shared_lock<std::shared_mutex> lock(mutex_);
+            (void)index_->purge_if_due();
+            continue;
         }
         // Commits come first: the builder steps aside while one waits for the store lock
         // (a shared_mutex may otherwise let this loop of readers starve the writer).

@@ -225,6 +225,7 @@ private:
     std::uint64_t version_ = 0;   // data version: bumped by every episode commit
     void build_loop();
     void reset_index();
+    engine::HnswConfig index_config() const;
     std::unique_ptr<engine::HnswIndex> index_;
     std::vector<engine::TierEvent> journal_;
     std::mutex tail_mutex_;
@@ -234,6 +235,7 @@ private:
     std::vector<std::uint8_t> state_;
     std::size_t waiting_ = 0; // slots in state 1
     bool building_ = false;
+    std::atomic<bool> purge_wanted_{false}; // tombstones reached the purge threshold
     bool stop_ = false;
     std::atomic<std::int64_t> indexed_count_{0};
     std::atomic<int> writers_waiting_{0}; // commits waiting for mutex_ (the builder yields)

@@ -820,7 +820,9 @@ void HnswIndex::insert(std::uint32_t label, const float* unit) {
         const hnsw_detail::EpochGuard guard(*epochs_);
         insert_slot(slot, level, lease.get());
     }
-    maybe_purge();
+    if (config_.auto_purge) {
+        (void)maybe_purge();
+    }
 }
 
 void HnswIndex::insert_slot(std::uint32_t slot, std::uint8_t level, Scratch& s) {
@@ -909,24 +911,34 @@ bool HnswIndex::remove(std::uint32_t label) {
         }
         mark_removed(slot);
     }
-    maybe_purge();
+    if (config_.auto_purge) {
+        (void)maybe_purge();
+    }
     return true;
 }
 
-void HnswIndex::maybe_purge() {
+bool HnswIndex::purge_due() const noexcept {
     // A batch of at least 1/16 of the live nodes (and 64) keeps the full scan cheap per removal
     // while tombstones stay a small fraction of what searches walk through.
     const std::size_t threshold =
         std::max<std::size_t>(64, live_.load(std::memory_order_relaxed) / 16);
-    if (pending_count_.load(std::memory_order_acquire) < threshold) {
-        return;
+    return pending_count_.load(std::memory_order_acquire) >= threshold;
+}
+
+std::size_t HnswIndex::purge_if_due() {
+    return maybe_purge();
+}
+
+std::size_t HnswIndex::maybe_purge() {
+    if (!purge_due()) {
+        return 0;
     }
     std::unique_lock<std::mutex> one(purge_mutex_, std::try_to_lock);
     if (!one.owns_lock()) {
-        return; // another thread is purging
+        return 0; // another thread is purging
     }
     std::shared_lock<hnsw_detail::Gate> writer(*gate_);
-    (void)purge_batch(false);
+    return purge_batch(false);
 }
 
 std::size_t HnswIndex::purge() {

@@ -93,6 +93,11 @@ struct HnswConfig {
     // Seed of the level generator.
     // Default: 42
     std::uint64_t seed = 42;
+    // true: the remove() or insert() that brings the tombstones to the purge threshold runs the
+    // purge on its own thread. false: only purge() and purge_if_due() purge (an owner that
+    // purges on a background thread, so that its writers never pay for one).
+    // Default: true
+    bool auto_purge = true;
 
     Status validate() const;
 };
@@ -146,6 +151,10 @@ public:
     // running operation may still have seen live are waited for briefly (the epoch advances as
     // operations finish) and are otherwise left to the next purge. Thread-safe.
     std::size_t purge();
+    // Purges when the tombstones have reached the threshold (the auto_purge rule), else does
+    // nothing; returns how many were purged. Thread-safe.
+    std::size_t purge_if_due();
+    bool purge_due() const noexcept;
 
     // Appends a versioned, checksummed snapshot (little-endian) to *out: the graph, float
     // vectors, tombstones and free slots, so the copy answers every search exactly as this index
@@ -199,7 +208,7 @@ private:
     void link_to(std::uint32_t from, std::uint32_t to, std::size_t level, Scratch& s);
     void insert_slot(std::uint32_t slot, std::uint8_t level, Scratch& s);
     void mark_removed(std::uint32_t slot);
-    void maybe_purge();
+    std::size_t maybe_purge();
     std::size_t purge_batch(bool force);
     void adopt_orphans(std::uint32_t slots, std::uint32_t entry, Scratch& s);
     void repair(std::uint32_t slot, std::size_t level, const std::vector<std::uint8_t>& in_batch,

@@ -379,6 +379,35 @@ TEST(HnswIndex, RemoveReinsertAndReplace) {
     EXPECT_EQ(back[0].first, 1000U);
 }
 
+TEST(HnswIndex, WithoutAutoPurgeOnlyTheOwnerPurges) {
+    const std::size_t dim = 16;
+    const auto v = low_rank(2000, dim, 6, 8);
+    for (const bool automatic : {true, false}) {
+        HnswConfig c = config(dim, 8, 40);
+        c.auto_purge = automatic;
+        HnswIndex index(c);
+        for (std::uint32_t i = 0; i < 2000; ++i) {
+            index.insert(i, v.data() + std::size_t{i} * dim);
+        }
+        for (std::uint32_t i = 0; i < 600; ++i) { // far over the threshold (max(64, live/16))
+            ASSERT_TRUE(index.remove(i));
+        }
+        if (automatic) {
+            EXPECT_LT(index.stats().tombstones, 600U);
+            continue;
+        }
+        EXPECT_EQ(index.stats().tombstones, 600U); // removals never purged
+        EXPECT_TRUE(index.purge_due());
+        EXPECT_GT(index.purge_if_due(), 0U);
+        EXPECT_LT(index.stats().tombstones, 600U);
+        EXPECT_EQ(index.size(), 1400U);
+        const Hits hits = index.search(v.data() + 1500 * dim, 1, 64);
+        ASSERT_EQ(hits.size(), 1U);
+        EXPECT_EQ(hits[0].first, 1500U);
+        EXPECT_FALSE(HnswIndex(c).purge_due()); // empty: nothing to purge
+    }
+}
+
 TEST(HnswIndex, GrowsPastTheGeometricChunks) {
     // 132K slots cross from the doubling chunks (130816 slots) into the fixed 64K ones.
     const std::size_t dim = 4;
