@@ -998,15 +998,20 @@ Result<bool> SharedStore::load_snapshot() {
         return meta.status();
     }
     if (!meta->has_value()) {
+        index_source_ = "built (no snapshot)";
         return false;
     }
+    index_source_ = "rebuilt (the snapshot did not match the data)";
     std::string_view in(**meta);
     std::uint32_t format = 0;
     std::uint64_t version = 0, slots = 0;
-    if (!get_pod(&in, &format) || format != 1 || !get_pod(&in, &version) || version != version_ ||
-        !get_pod(&in, &slots) || slots > (1ULL << 32)) {
-        return false; // stale or foreign: rebuild
+    if (!get_pod(&in, &format) || format != 1 || !get_pod(&in, &version) || !get_pod(&in, &slots) ||
+        slots > (1ULL << 32)) {
+        return false; // foreign: rebuild
     }
+    // Commits after the snapshot (a crash before the next close): reconcile, re-indexing only
+    // the memories that changed.
+    const bool stale = version != version_;
     std::unordered_map<std::string, std::uint32_t> layout;
     std::vector<std::uint8_t> saved_state(slots, 0);
     for (std::uint64_t s = 0; s < slots; ++s) {
@@ -1050,11 +1055,19 @@ Result<bool> SharedStore::load_snapshot() {
     if (!index) {
         return false;
     }
+    graph = std::string();
+    auto give_up = [&]() {
+        memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
+        reset_index();
+        return false; // the data and the snapshot disagree: rebuild
+    };
     // Rebuild the hot tier in the saved slot layout.
     engine::HotTier& hot = memory_->hot();
     hot.prepare_slots(slots);
     cold_ = 0;
-    std::size_t placed = 0;
+    std::vector<std::uint8_t> placed(slots, 0);
+    std::vector<std::string> unplaced; // hot memories the snapshot does not know (stale only)
+    std::size_t reindexed = 0;
     auto cursor = db_->episodes();
     for (cursor->seek_first(); cursor->valid(); cursor->next()) {
         auto rec = storage::decode_record(cursor->id(), cursor->value());
@@ -1066,23 +1079,39 @@ Result<bool> SharedStore::load_snapshot() {
             continue;
         }
         const engine::Episode& e = rec->episode;
-        auto it = layout.find(e.id);
-        if (it == layout.end() || e.embedding.size() != options_.memory.dim) {
-            memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
-            reset_index();
-            return false; // the data and the snapshot disagree: rebuild
+        if (e.embedding.size() != options_.memory.dim) {
+            return give_up();
         }
+        auto it = layout.find(e.id);
+        if (it == layout.end()) {
+            if (!stale) {
+                return give_up();
+            }
+            unplaced.push_back(e.id);
+            continue;
+        }
+        const std::uint32_t slot = it->second;
         const auto unit = unit_vector(e.embedding);
-        hot.insert_at(it->second, e.id, unit.data(), static_cast<float>(rec->activation),
+        hot.insert_at(slot, e.id, unit.data(), static_cast<float>(rec->activation),
                       static_cast<float>(e.confidence), e.occurred_at);
         set_text(e);
-        ++placed;
+        placed[slot] = 1;
+        if (stale && saved_state[slot] == 2 && !(*index)->holds(slot, unit.data())) {
+            saved_state[slot] = 1; // changed since the snapshot: index it again
+            ++reindexed;
+        }
     }
     ENGRAM_TRY(cursor->status());
-    if (placed != layout.size()) {
-        memory_ = std::make_unique<engine::MemoryEngine>(options_.memory);
-        reset_index();
-        return false;
+    for (std::uint32_t s = 0; s < slots; ++s) {
+        if (saved_state[s] != 0 && placed[s] == 0) {
+            if (!stale) {
+                return give_up();
+            }
+            if (saved_state[s] == 2) {
+                (*index)->remove(s); // gone (deleted or evicted) since the snapshot
+            }
+            saved_state[s] = 0;
+        }
     }
     hot.finish_layout();
     {
@@ -1103,6 +1132,22 @@ Result<bool> SharedStore::load_snapshot() {
         }
         indexed_count_ = indexed;
     }
+    // Memories stored after the snapshot: into free slots; the journal queues them for the
+    // builder.
+    for (const std::string& id : unplaced) {
+        std::string value;
+        ENGRAM_TRY(db_->get_episode(id, &value));
+        auto rec = storage::decode_record(id, value);
+        if (!rec) {
+            return rec.status();
+        }
+        const auto unit = unit_vector(rec->episode.embedding);
+        memory_->restore(id, unit.data(), rec->activation, rec->episode.confidence,
+                         rec->episode.occurred_at);
+        set_text(rec->episode);
+    }
+    reindexed += unplaced.size();
+    index_source_ = stale ? "snapshot, " + std::to_string(reindexed) + " re-indexed" : "snapshot";
     hot_count_ = static_cast<std::int64_t>(hot.count());
     cold_count_ = static_cast<std::int64_t>(cold_);
     return true;
@@ -1332,6 +1377,7 @@ StoreStats SharedStore::stats() {
         std::min(1.0, static_cast<double>(s.hot) / static_cast<double>(options_.memory.capacity));
     s.committing_rows = committing_rows_.load();
     s.staged_rows = staged_rows_.load();
+    s.index_source = index_source_;
     s.applied_rows = applied_rows_.load();
     const double started = commit_started_.load();
     if (started > 0.0) {

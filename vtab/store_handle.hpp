@@ -134,6 +134,7 @@ struct StoreStats {
     std::int64_t applied_rows = 0;    // of which applied to the engine so far
     double rate = 0.0;                // rows/s of the running commit, else of the last one
     std::int64_t staged_rows = 0;     // rows open transactions have staged on disk
+    std::string index_source;         // how the graph index was obtained at open
 };
 
 class SharedStore {
@@ -223,6 +224,7 @@ private:
     void save_snapshot();
     Result<bool> load_snapshot(); // false: no usable snapshot (nothing loaded)
     std::uint64_t version_ = 0;   // data version: bumped by every episode commit
+    std::string index_source_;    // set at open, then constant
     void build_loop();
     void reset_index();
     engine::HnswConfig index_config() const;

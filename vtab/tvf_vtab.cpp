@@ -231,6 +231,7 @@ Status run_stats(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>*
         std::string(engine::backpressure_name(o.backpressure)),
         static_cast<std::int64_t>(o.batch_memory),
         static_cast<std::int64_t>(o.max_unindexed),
+        o.in_memory ? std::string("in memory (no snapshot)") : st.index_source,
     });
     return Status::ok();
 }
@@ -283,8 +284,9 @@ const TvfSpec kStats = {
     "CREATE TABLE x(path TEXT, dim INTEGER, capacity INTEGER, episodes INTEGER, hot INTEGER, "
     "cold INTEGER, indexed INTEGER, pressure REAL, batches INTEGER, dedup, sync TEXT, "
     "simd TEXT, committing INTEGER, applied INTEGER, rate REAL, staged INTEGER, "
-    "backpressure TEXT, batch_memory INTEGER, max_unindexed INTEGER, store HIDDEN)",
-    19,
+    "backpressure TEXT, batch_memory INTEGER, max_unindexed INTEGER, index_source TEXT, "
+    "store HIDDEN)",
+    20,
     {"store", nullptr},
     1,
     run_stats,

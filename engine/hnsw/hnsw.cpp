@@ -1197,6 +1197,11 @@ bool HnswIndex::contains(std::uint32_t label) const {
     return labels_->find(label) != kNone;
 }
 
+bool HnswIndex::holds(std::uint32_t label, const float* unit) const {
+    const std::uint32_t slot = labels_->find(label);
+    return slot != kNone && std::memcmp(row(slot), unit, config_.dim * sizeof(float)) == 0;
+}
+
 HnswStats HnswIndex::stats() const {
     HnswStats st;
     st.live = size();

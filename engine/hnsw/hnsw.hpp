@@ -145,6 +145,10 @@ public:
 
     std::size_t size() const noexcept;
     bool contains(std::uint32_t label) const;
+    // True when `label` is live and its stored vector is exactly `unit` (dim floats), e.g. to
+    // tell which nodes of a loaded snapshot still match the data. Not for concurrent use with
+    // writers.
+    bool holds(std::uint32_t label, const float* unit) const;
     HnswStats stats() const;
 
     // Purges the tombstones now, whatever the threshold; returns how many. Tombstones that a

@@ -42,22 +42,40 @@ SQL
 expected=$'80|50|30\n80|50|30\n50\n0\nw3\n2\nk001:0,k002:1,k003:2'
 [[ "$out" == "$expected" ]] || fail "read back: got [$out], expected [$expected]"
 
+# The last clean close saved the graph: the next open loads it.
+out=$("$shell" p.db <<'SQL'
+.load ./build/engram
+SELECT index_source FROM engram_stats('mem');
+SQL
+)
+[[ "$out" == "snapshot" ]] || fail "clean reopen: index from [$out], expected [snapshot]"
+
 # A crash after a commit leaves the graph snapshot of the last clean close behind, now stale:
-# the next open must notice (data version) and re-index instead of trusting it.
+# the next open must notice (data version) and re-index what changed instead of trusting it:
+# here a new memory (which evicts one: capacity 50) and a hot memory's new embedding.
 ("$shell" p.db >/dev/null 2>&1 <<'SQL' || true
 .load ./build/engram
 INSERT INTO mem(id, what, embedding, confidence) VALUES ('late', 'after the snapshot', engram_random_vector(32, 4242), 1.0);
+UPDATE mem SET embedding = engram_random_vector(32, 777)
+  WHERE id = (SELECT min(id) FROM mem WHERE tier = 'hot' AND id <> 'late');
 .shell kill -9 $PPID
 SQL
 ) 2>/dev/null
 out=$("$shell" p.db <<'SQL'
 .load ./build/engram
-SELECT count(*) FROM mem;
+SELECT index_source FROM engram_stats('mem');
+SELECT count(*), sum(tier = 'hot') FROM mem;
 SELECT id FROM engram_similar('mem', engram_random_vector(32, 4242), 1);
+SELECT s.id = (SELECT min(id) FROM mem WHERE tier = 'hot' AND id <> 'late')
+  FROM engram_similar('mem', engram_random_vector(32, 777), 1) AS s;
 SELECT engram_index_wait('mem') = hot FROM engram_stats('mem');
+SELECT sum((SELECT s.id FROM engram_similar('mem', h.embedding, 1) AS s) = h.id)
+  FROM mem AS h WHERE h.tier = 'hot';
+SELECT count(*) FROM mem AS c
+  WHERE c.tier = 'cold' AND c.id IN (SELECT id FROM engram_similar('mem', c.embedding, 5));
 SQL
 )
-expected=$'81\nlate\n1'
+expected=$'snapshot, 2 re-indexed\n81|50\nlate\n1\n1\n50\n0'
 [[ "$out" == "$expected" ]] || fail "after a crash: got [$out], expected [$expected]"
 
 # A second process may not open a store another process holds.
