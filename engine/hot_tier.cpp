@@ -31,7 +31,122 @@ std::uint32_t HotTier::allocate_slot() {
         chunks_.push_back(static_cast<float*>(chunk_zalloc(bytes, kAlign, chunks_.size())));
     }
     infos_.emplace_back();
+    heap_pos_.push_back(kNoPos);
     return s;
+}
+
+std::size_t HotTier::probe(std::string_view id) const noexcept {
+    if (table_.empty()) {
+        return std::string_view::npos;
+    }
+    const std::size_t mask = table_.size() - 1;
+    for (std::size_t i = std::hash<std::string_view>()(id) & mask;; i = (i + 1) & mask) {
+        const std::uint32_t e = table_[i];
+        if (e == 0) {
+            return std::string_view::npos;
+        }
+        if (e != kTombstone && infos_[e - 1].id == id) {
+            return i;
+        }
+    }
+}
+
+void HotTier::table_grow() {
+    std::size_t size = 16;
+    while (size < 4 * (live_ + 1)) {
+        size *= 2;
+    }
+    std::vector<std::uint32_t> old(size, 0);
+    old.swap(table_);
+    table_used_ = 0;
+    const std::size_t mask = table_.size() - 1;
+    for (const std::uint32_t e : old) {
+        if (e != 0 && e != kTombstone) {
+            std::size_t i = std::hash<std::string_view>()(infos_[e - 1].id) & mask;
+            while (table_[i] != 0) {
+                i = (i + 1) & mask;
+            }
+            table_[i] = e;
+            ++table_used_;
+        }
+    }
+}
+
+void HotTier::table_insert(std::uint32_t slot) {
+    if (2 * (table_used_ + 1) > table_.size()) { // load (live + tombstones) at most 1/2
+        table_grow();
+    }
+    const std::size_t mask = table_.size() - 1;
+    std::size_t i = std::hash<std::string_view>()(infos_[slot].id) & mask;
+    while (table_[i] != 0 && table_[i] != kTombstone) {
+        i = (i + 1) & mask;
+    }
+    table_used_ += table_[i] == 0 ? 1 : 0;
+    table_[i] = slot + 1;
+}
+
+bool HotTier::evicts_before(std::uint32_t a, std::uint32_t b) const noexcept {
+    const SlotInfo& x = infos_[a];
+    const SlotInfo& y = infos_[b];
+    if (x.activation != y.activation) {
+        return x.activation < y.activation;
+    }
+    return x.id < y.id;
+}
+
+void HotTier::heap_swap(std::size_t i, std::size_t j) noexcept {
+    std::swap(heap_[i], heap_[j]);
+    heap_pos_[heap_[i]] = static_cast<std::uint32_t>(i);
+    heap_pos_[heap_[j]] = static_cast<std::uint32_t>(j);
+}
+
+void HotTier::heap_up(std::size_t i) noexcept {
+    while (i > 0) {
+        const std::size_t parent = (i - 1) / 2;
+        if (!evicts_before(heap_[i], heap_[parent])) {
+            return;
+        }
+        heap_swap(i, parent);
+        i = parent;
+    }
+}
+
+void HotTier::heap_down(std::size_t i) noexcept {
+    for (;;) {
+        std::size_t best = i;
+        for (const std::size_t c : {2 * i + 1, 2 * i + 2}) {
+            if (c < heap_.size() && evicts_before(heap_[c], heap_[best])) {
+                best = c;
+            }
+        }
+        if (best == i) {
+            return;
+        }
+        heap_swap(i, best);
+        i = best;
+    }
+}
+
+void HotTier::heap_push(std::uint32_t slot) {
+    heap_pos_[slot] = static_cast<std::uint32_t>(heap_.size());
+    heap_.push_back(slot);
+    heap_up(heap_.size() - 1);
+}
+
+void HotTier::heap_erase(std::uint32_t slot) {
+    const std::size_t i = heap_pos_[slot];
+    heap_pos_[slot] = kNoPos;
+    const std::size_t last = heap_.size() - 1;
+    if (i != last) {
+        heap_[i] = heap_[last];
+        heap_pos_[heap_[i]] = static_cast<std::uint32_t>(i);
+    }
+    heap_.pop_back();
+    if (i < heap_.size()) {
+        const std::uint32_t moved = heap_[i];
+        heap_up(i);
+        heap_down(heap_pos_[moved]);
+    }
 }
 
 void HotTier::prepare_slots(std::size_t n) {
@@ -69,8 +184,9 @@ std::uint32_t HotTier::insert(std::string_view id, const float* unit, float acti
     info.confidence = confidence;
     info.occurred_at = occurred_at;
     info.live = true;
-    index_.emplace(info.id, s);
-    by_activation_.emplace(activation, info.id);
+    ++live_;
+    table_insert(s);
+    heap_push(s);
     if (journal_ != nullptr) {
         journal_->push_back({TierEvent::Kind::kAdd, s});
     }
@@ -78,15 +194,21 @@ std::uint32_t HotTier::insert(std::string_view id, const float* unit, float acti
 }
 
 bool HotTier::remove(std::string_view id) {
-    auto it = index_.find(std::string(id));
-    if (it == index_.end()) {
+    const std::size_t at = probe(id);
+    if (at == std::string_view::npos) {
         return false;
     }
-    const std::uint32_t s = it->second;
-    index_.erase(it);
+    const std::uint32_t s = table_[at] - 1;
+    table_[at] = kTombstone;
+    --live_;
+    heap_erase(s);
     SlotInfo& info = infos_[s];
-    by_activation_.erase({info.activation, info.id});
-    info = SlotInfo{};
+    info.id.clear(); // keeps its capacity for the slot's next id
+    info.serial = 0;
+    info.activation = 0.0F;
+    info.confidence = 0.0F;
+    info.occurred_at = 0.0;
+    info.live = false;
     std::memset(mutable_row(s), 0, stride_ * sizeof(float));
     free_.push_back(s);
     if (journal_ != nullptr) {
@@ -96,33 +218,33 @@ bool HotTier::remove(std::string_view id) {
 }
 
 bool HotTier::update(std::string_view id, const float* unit, float confidence, double occurred_at) {
-    auto it = index_.find(std::string(id));
-    if (it == index_.end()) {
+    const auto slot = find(id);
+    if (!slot) {
         return false;
     }
-    std::memcpy(mutable_row(it->second), unit, dim_ * sizeof(float));
-    SlotInfo& info = infos_[it->second];
+    std::memcpy(mutable_row(*slot), unit, dim_ * sizeof(float));
+    SlotInfo& info = infos_[*slot];
     info.confidence = confidence;
     info.occurred_at = occurred_at;
     if (journal_ != nullptr) {
-        journal_->push_back({TierEvent::Kind::kUpdate, it->second});
+        journal_->push_back({TierEvent::Kind::kUpdate, *slot});
     }
     return true;
 }
 
 std::optional<std::uint32_t> HotTier::find(std::string_view id) const {
-    auto it = index_.find(std::string(id));
-    if (it == index_.end()) {
+    const std::size_t at = probe(id);
+    if (at == std::string_view::npos) {
         return std::nullopt;
     }
-    return it->second;
+    return table_[at] - 1;
 }
 
 std::optional<std::uint32_t> HotTier::eviction_candidate() const {
-    if (by_activation_.empty()) {
+    if (heap_.empty()) {
         return std::nullopt;
     }
-    return index_.at(by_activation_.begin()->second);
+    return heap_.front();
 }
 
 void HotTier::score_all(const float* unit, float* out) const {
@@ -158,7 +280,7 @@ std::optional<Match> HotTier::best_match(const float* unit) const {
 
 std::vector<Match> HotTier::top_k(const float* unit, std::size_t k, float threshold) const {
     std::vector<Match> out;
-    if (k == 0 || index_.empty()) {
+    if (k == 0 || live_ == 0) {
         return out;
     }
     std::vector<float> scores(infos_.size());

@@ -12,10 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -54,7 +52,7 @@ public:
 
     std::size_t dim() const noexcept { return dim_; }
     std::size_t stride() const noexcept { return stride_; }
-    std::size_t count() const noexcept { return index_.size(); }
+    std::size_t count() const noexcept { return live_; }
     // Slots allocated so far (live or free); rows [0, slots()) are addressable.
     std::size_t slots() const noexcept { return infos_.size(); }
 
@@ -95,6 +93,22 @@ private:
         return chunks_[slot / kChunkRows] + (slot % kChunkRows) * stride_;
     }
     std::uint32_t allocate_slot();
+    // id → slot: open addressing (linear probing) over slot numbers, the ids themselves living
+    // once in infos_. Entries: 0 empty, kTombstone erased, else slot + 1. Grows by doubling, so
+    // storing a memory allocates nothing but amortised growth.
+    static constexpr std::uint32_t kTombstone = 0xFFFFFFFFU;
+    std::size_t probe(std::string_view id) const noexcept; // position of id, or npos
+    void table_insert(std::uint32_t slot);
+    void table_grow();
+    // Eviction order (lowest store-time activation, ties to the smaller id) as an indexed binary
+    // heap of live slots; heap_pos_[slot] is the slot's position (kNoPos when not in it).
+    static constexpr std::uint32_t kNoPos = 0xFFFFFFFFU;
+    bool evicts_before(std::uint32_t a, std::uint32_t b) const noexcept;
+    void heap_push(std::uint32_t slot);
+    void heap_erase(std::uint32_t slot);
+    void heap_swap(std::size_t i, std::size_t j) noexcept;
+    void heap_up(std::size_t i) noexcept;
+    void heap_down(std::size_t i) noexcept;
 
     std::size_t dim_;
     std::size_t stride_;
@@ -103,8 +117,11 @@ private:
     std::vector<std::uint32_t> free_;
     std::uint64_t next_serial_ = 1;
     std::vector<TierEvent>* journal_ = nullptr;
-    std::unordered_map<std::string, std::uint32_t> index_;
-    std::set<std::pair<float, std::string>> by_activation_;
+    std::size_t live_ = 0;
+    std::vector<std::uint32_t> table_;
+    std::size_t table_used_ = 0; // entries that are not empty (live or tombstones)
+    std::vector<std::uint32_t> heap_;
+    std::vector<std::uint32_t> heap_pos_;
 };
 
 } // namespace engram::engine

@@ -14,13 +14,12 @@ namespace {
 
 constexpr std::size_t kBlock = 64; // episodes per screening task
 
-struct HotCandidate {
-    std::uint32_t slot;
-    std::uint64_t serial;
-    float score;
-};
-struct BatchCandidate {
+// A possible duplicate of batch item `item`: hot slot `target` as it was before the batch
+// (serial = its serial then), or, with serial = 0, the earlier batch item `target`.
+struct Candidate {
     std::uint32_t item;
+    std::uint32_t target;
+    std::uint64_t serial;
     float score;
 };
 
@@ -46,10 +45,10 @@ std::vector<StoreOutcome> store_batch(MemoryEngine& memory, std::span<const Batc
     const HotTier& hot = memory.hot();
     const simd::KernelTable& k = simd::kernels();
 
-    // 1. Screening, in parallel over blocks of episodes.
-    std::vector<std::vector<HotCandidate>> hot_cands(n);
-    std::vector<std::vector<BatchCandidate>> batch_cands(n);
+    // 1. Screening, in parallel over blocks of episodes. Candidates are collected per block
+    // (allocation per block, not per episode), ordered by item.
     const std::size_t blocks = (n + kBlock - 1) / kBlock;
+    std::vector<std::vector<Candidate>> cands(blocks);
     const std::size_t slots = hot.slots();
     parallel_ranges(arena, blocks, 1, [&](const tbb::blocked_range<std::size_t>& range) {
         std::vector<float> scores;
@@ -72,7 +71,8 @@ std::vector<StoreOutcome> store_batch(MemoryEngine& memory, std::span<const Batc
                         const float exact =
                             std::clamp(k.dot(q + a * stride, hot.row(slot), dim), -1.0F, 1.0F);
                         if (exact >= threshold) {
-                            hot_cands[i0 + a].push_back({slot, hot.info(slot).serial, exact});
+                            cands[b].push_back({static_cast<std::uint32_t>(i0 + a), slot,
+                                                hot.info(slot).serial, exact});
                         }
                     }
                 }
@@ -90,19 +90,26 @@ std::vector<StoreOutcome> store_batch(MemoryEngine& memory, std::span<const Batc
                         const float exact = std::clamp(
                             k.dot(q + a * stride, units + (j0 + r) * stride, dim), -1.0F, 1.0F);
                         if (exact >= threshold) {
-                            batch_cands[i0 + a].push_back(
-                                {static_cast<std::uint32_t>(j0 + r), exact});
+                            cands[b].push_back({static_cast<std::uint32_t>(i0 + a),
+                                                static_cast<std::uint32_t>(j0 + r), 0, exact});
                         }
                     }
                 }
             }
+            std::stable_sort(
+                cands[b].begin(), cands[b].end(),
+                [](const Candidate& x, const Candidate& y) { return x.item < y.item; });
         }
     });
 
     // 2. Resolution, in input order.
     std::vector<std::uint32_t> item_slot(n, 0);
     std::vector<std::uint64_t> item_serial(n, 0); // 0: not stored
+    std::size_t next = 0;                         // position in the current block's candidates
     for (std::size_t i = 0; i < n; ++i) {
+        if (i % kBlock == 0) {
+            next = 0;
+        }
         std::optional<Duplicate> best;
         auto consider = [&](std::uint32_t slot, float score) {
             if (!best || score > best->score ||
@@ -110,15 +117,18 @@ std::vector<StoreOutcome> store_batch(MemoryEngine& memory, std::span<const Batc
                 best = Duplicate{slot, score};
             }
         };
-        for (const HotCandidate& c : hot_cands[i]) {
-            if (hot.info(c.slot).live && hot.info(c.slot).serial == c.serial) {
-                consider(c.slot, c.score);
+        const std::vector<Candidate>& block = cands[i / kBlock];
+        for (; next < block.size() && block[next].item == i; ++next) {
+            const Candidate& c = block[next];
+            if (c.serial != 0) { // a hot memory: still the same one?
+                if (hot.info(c.target).live && hot.info(c.target).serial == c.serial) {
+                    consider(c.target, c.score);
+                }
+                continue;
             }
-        }
-        for (const BatchCandidate& c : batch_cands[i]) {
-            const std::uint32_t slot = item_slot[c.item];
-            if (item_serial[c.item] != 0 && hot.info(slot).live &&
-                hot.info(slot).serial == item_serial[c.item]) {
+            const std::uint32_t slot = item_slot[c.target]; // an earlier item, if it was stored
+            if (item_serial[c.target] != 0 && hot.info(slot).live &&
+                hot.info(slot).serial == item_serial[c.target]) {
                 consider(slot, c.score);
             }
         }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -123,6 +124,47 @@ TEST(HotTier, TiesBreakBySmallestId) {
     EXPECT_EQ(hot.info(top[0].slot).id, "a");
     EXPECT_EQ(hot.info(top[1].slot).id, "b");
     EXPECT_EQ(hot.info(hot.best_match(v.data())->slot).id, "a");
+}
+
+TEST(HotTier, IdTableAndEvictionOrderMatchABruteForceModel) {
+    HotTier hot(4);
+    std::mt19937 rng(11);
+    std::map<std::string, float> model; // id -> activation
+    const float v[4] = {1.0F, 0.0F, 0.0F, 0.0F};
+    for (int step = 0; step < 20000; ++step) {
+        const std::string id =
+            "m" + std::to_string(rng() % 3000) + std::string(rng() % 2 ? 20 : 0, 'x');
+        if (model.count(id) != 0 && rng() % 2 == 0) {
+            ASSERT_TRUE(hot.remove(id));
+            model.erase(id);
+        } else if (model.count(id) == 0) {
+            // few distinct activations, so that ties (broken by id) are common
+            const float a = static_cast<float>(rng() % 8) / 8.0F;
+            hot.insert(id, v, a, 0.5F, 0.0);
+            model[id] = a;
+        } else {
+            ASSERT_FALSE(hot.remove(id + "?"));
+        }
+        ASSERT_EQ(hot.count(), model.size());
+        if (step % 97 == 0) {
+            for (const auto& [mid, a] : model) {
+                const auto slot = hot.find(mid);
+                ASSERT_TRUE(slot.has_value()) << mid;
+                ASSERT_EQ(hot.info(*slot).id, mid);
+            }
+        }
+        const auto cand = hot.eviction_candidate();
+        if (model.empty()) {
+            ASSERT_FALSE(cand.has_value());
+            continue;
+        }
+        std::pair<float, std::string> best{2.0F, ""};
+        for (const auto& [mid, a] : model) {
+            best = std::min(best, std::make_pair(a, mid));
+        }
+        ASSERT_TRUE(cand.has_value());
+        ASSERT_EQ(hot.info(*cand).id, best.second) << "step " << step;
+    }
 }
 
 TEST(Pool, ChunksAreZeroedAlignedAndPlacedPerTheNodeCount) {
