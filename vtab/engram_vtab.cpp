@@ -286,74 +286,86 @@ Status EngramTable::reset() {
 }
 
 // The transaction's writes in id order, the latest op per id: the staged ones merged with
-// those in memory (which are newer).
+// those in memory (which are newer). Holds no iterator into the in-memory queue between calls
+// (each step looks up the first id after the last one yielded), so the transaction may keep
+// writing, and even spill, while a scan is open.
 class QueuedOps {
 public:
     Status open(EngramTable* t) {
         t_ = t;
-        mem_ = t->overlay.cbegin();
-        if (t->staged > 0) {
-            staged_ = t->store->db().staged_ids(t->txn);
-            ENGRAM_TRY(read_staged_id());
-        }
+        started_ = false;
+        last_.clear();
+        staged_.reset();
+        staged_count_ = 0;
         return settle();
     }
     bool valid() const { return cur_ != nullptr; }
-    const std::string& id() const { return cur_->id; }
+    const std::string& id() const { return cur_id_; }
+    // Valid until the table changes (the cursor copies the row at once).
     const PendingOp& op() const { return *cur_; }
     Status next() {
-        if (from_mem_) {
-            ++mem_;
-        } else {
-            ENGRAM_TRY(skip_staged_id());
-        }
+        last_ = cur_id_;
+        started_ = true;
         return settle();
     }
 
 private:
-    bool staged_valid() const { return staged_ && staged_->valid(); }
-    Status read_staged_id() {
-        if (staged_valid()) {
-            staged_id_.assign(staged_->id());
+    // The staged ids past last_, from an iterator re-created whenever more rows were staged.
+    Status staged_after_last(std::optional<std::string>* out) {
+        out->reset();
+        if (t_->staged == 0) {
+            return Status::ok();
         }
-        return staged_ ? staged_->status() : Status::ok();
-    }
-    Status skip_staged_id() {
-        while (staged_valid() && staged_->id() == staged_id_) {
+        if (!staged_ || staged_count_ != t_->staged) {
+            staged_ = t_->store->db().staged_ids(t_->txn);
+            staged_count_ = t_->staged;
+            if (started_) {
+                staged_->seek(last_);
+            }
+        }
+        while (staged_->valid() && started_ && staged_->id() <= last_) {
             staged_->next();
         }
-        return read_staged_id();
+        ENGRAM_TRY(staged_->status());
+        if (staged_->valid()) {
+            *out = std::string(staged_->id());
+        }
+        return Status::ok();
     }
     Status settle() {
-        const bool have_mem = mem_ != t_->overlay.cend();
-        if (staged_valid() && have_mem && staged_id_ == mem_->first) {
-            ENGRAM_TRY(skip_staged_id()); // the op in memory is newer
-        }
-        if (staged_valid() && (!have_mem || staged_id_ < mem_->first)) {
+        cur_ = nullptr;
+        std::optional<std::string> staged_id;
+        ENGRAM_TRY(staged_after_last(&staged_id));
+        const auto mem = started_ ? t_->overlay.upper_bound(last_) : t_->overlay.begin();
+        const bool have_mem = mem != t_->overlay.end();
+        if (staged_id && (!have_mem || *staged_id < mem->first)) {
             const PendingOp* op = nullptr;
-            auto found = t_->latest_op(staged_id_, &op, &staged_op_);
+            auto found = t_->latest_op(*staged_id, &op, &staged_op_);
             if (!found) {
                 return found.status();
             }
-            if (!found.value() || op != &staged_op_) {
-                return Status::internal("staged row '" + staged_id_ + "' vanished");
+            if (!found.value()) {
+                return Status::internal("staged row " + quote_text(*staged_id) + " vanished");
             }
-            cur_ = &staged_op_;
-            from_mem_ = false;
+            cur_id_ = std::move(*staged_id);
+            cur_ = op;
             return Status::ok();
         }
-        cur_ = have_mem ? &t_->ops[mem_->second] : nullptr;
-        from_mem_ = true;
+        if (have_mem) { // newer than a staged op for the same id, if any
+            cur_id_ = mem->first;
+            cur_ = &t_->ops[mem->second];
+        }
         return Status::ok();
     }
 
     EngramTable* t_ = nullptr;
-    std::map<std::string, std::size_t>::const_iterator mem_;
+    bool started_ = false;
+    std::string last_; // the id yielded last (when started_)
     std::unique_ptr<storage::EpisodeCursor> staged_;
-    std::string staged_id_;
+    std::size_t staged_count_ = 0; // t_->staged when staged_ was created
     PendingOp staged_op_;
+    std::string cur_id_;
     const PendingOp* cur_ = nullptr;
-    bool from_mem_ = true;
 };
 
 struct EngramCursor : sqlite3_vtab_cursor {

@@ -119,6 +119,52 @@ with tempfile.TemporaryDirectory() as d:
     check(top == ("p321",), "similar after reopen")
     db.close()
 
+# A transaction larger than batch_memory: a scan stays open while the same transaction keeps
+# writing (and staging to disk); another connection never sees part of its chunked commit.
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "staged.db")
+    db = connect(path)
+    db.execute(f"CREATE VIRTUAL TABLE st USING engram(dim={DIM}, dedup=off, batch_memory='1MB')")
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO st(id, embedding) VALUES (?, ?)",
+                   [(f"a{i:05d}", vec(i)) for i in range(3000)])
+    staged = db.execute("SELECT staged FROM engram_stats('st')").fetchone()[0]
+    check(staged > 0, f"nothing staged ({staged})")
+    seen = []
+    for i, (rid,) in enumerate(db.execute("SELECT id FROM st")):
+        seen.append(rid)
+        if i < 2000:
+            db.execute("INSERT INTO st(id, embedding) VALUES (?, ?)", (f"b{i:05d}", vec(10000 + i)))
+    check(seen == sorted(set(seen)), "scan while writing: ids out of order or repeated")
+    check(set(f"a{i:05d}" for i in range(3000)) <= set(seen), "scan while writing: rows missed")
+    check(db.execute("SELECT staged FROM engram_stats('st')").fetchone()[0] > staged,
+          "the writes during the scan did not stage")
+    db.execute("COMMIT")
+    check(db.execute("SELECT count(*) FROM st").fetchone()[0] == 5000, "count after commit")
+
+    counts = set()
+    finished = threading.Event()
+
+    def watch():
+        w = connect(path)
+        while not finished.is_set():
+            counts.add(w.execute("SELECT count(*) FROM st").fetchone()[0])
+        w.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO st(id, embedding) VALUES (?, ?)",
+                   [(f"c{i:05d}", vec(20000 + i)) for i in range(20000)])
+    db.execute("COMMIT")
+    finished.set()
+    watcher.join()
+    chunks = db.execute("SELECT chunks FROM engram_batches('st') ORDER BY batch DESC").fetchone()[0]
+    check(chunks > 1, f"the commit was one write ({chunks} chunks)")
+    check(counts <= {5000, 25000} and 5000 in counts,
+          f"another connection saw a partial commit: {sorted(counts)}")
+    db.close()
+
 if failures:
     print(f"0 passed, {len(failures)} failed")
     sys.exit(1)
