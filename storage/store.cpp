@@ -127,6 +127,9 @@ void Batch::put_index(std::string_view key, std::string_view value) {
     wb_->Put(store_->index_, rocksdb::Slice(key.data(), key.size()),
              rocksdb::Slice(value.data(), value.size()));
 }
+void Batch::delete_index(std::string_view key) {
+    wb_->Delete(store_->index_, rocksdb::Slice(key.data(), key.size()));
+}
 void Batch::delete_episode(std::string_view id) {
     wb_->Delete(store_->episodes_, rocksdb::Slice(id.data(), id.size()));
 }

@@ -59,6 +59,7 @@ public:
     void put_meta(std::string_view key, std::string_view value);
     // The `index` family: graph snapshots.
     void put_index(std::string_view key, std::string_view value);
+    void delete_index(std::string_view key);
     // Edges: key = src '\0' dst, value = float64 weight.
     void put_edge(std::string_view src, std::string_view dst, double weight);
     void delete_edge(std::string_view src, std::string_view dst);

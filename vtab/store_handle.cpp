@@ -981,14 +981,27 @@ void SharedStore::save_snapshot() {
         static_cast<std::uint32_t>((graph.size() + kSnapshotChunk - 1) / kSnapshotChunk);
     put_pod<std::uint64_t>(&meta, graph.size());
     put_pod<std::uint32_t>(&meta, chunks);
+    // One write per chunk (not one batch holding a second copy of the graph): the old meta goes
+    // first and the new one last, so a crash in between leaves no snapshot (a rebuild), never a
+    // mix of two.
     storage::Batch b = db_->batch();
-    b.put_index("snapshot.meta", meta);
+    b.delete_index("snapshot.meta");
+    if (!db_->write(b, storage::SyncMode::kNormal).is_ok()) {
+        return;
+    }
     for (std::uint32_t c = 0; c < chunks; ++c) {
         char key[32];
         std::snprintf(key, sizeof key, "snapshot.%06u", c);
         const std::size_t off = static_cast<std::size_t>(c) * kSnapshotChunk;
+        b.clear();
         b.put_index(key, std::string_view(graph).substr(off, kSnapshotChunk));
+        if (!db_->write(b, storage::SyncMode::kNormal).is_ok()) {
+            return;
+        }
     }
+    graph = std::string();
+    b.clear();
+    b.put_index("snapshot.meta", meta);
     (void)db_->write(b, storage::SyncMode::kFull);
 }
 
