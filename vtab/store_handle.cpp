@@ -167,7 +167,8 @@ Status SharedStore::check_and_persist_options() {
     return db_->write(b, storage::SyncMode::kFull);
 }
 
-Status SharedStore::load() {
+Result<bool>
+SharedStore::scan_records(const std::function<Result<bool>(const engine::EpisodeRecord&)>& hot) {
     cold_ = 0;
     auto cursor = db_->episodes();
     for (cursor->seek_first(); cursor->valid(); cursor->next()) {
@@ -185,13 +186,30 @@ Status SharedStore::load() {
                 "episode '" + e.id + "' has " + std::to_string(e.embedding.size()) +
                 " dimensions, the store has " + std::to_string(options_.memory.dim));
         }
-        const auto unit = unit_vector(e.embedding);
-        memory_->restore(e.id, unit.data(), rec->activation, e.confidence, e.occurred_at);
-        set_text(e);
+        auto go_on = hot(rec.value());
+        if (!go_on || !go_on.value()) {
+            return go_on;
+        }
     }
+    ENGRAM_TRY(cursor->status());
+    return true;
+}
+
+void SharedStore::restore_hot(const engine::EpisodeRecord& rec) {
+    const engine::Episode& e = rec.episode;
+    const auto unit = unit_vector(e.embedding);
+    memory_->restore(e.id, unit.data(), rec.activation, e.confidence, e.occurred_at);
+    set_text(e);
+}
+
+Status SharedStore::load() {
+    auto scanned = scan_records([&](const engine::EpisodeRecord& rec) -> Result<bool> {
+        restore_hot(rec);
+        return true;
+    });
     hot_count_ = static_cast<std::int64_t>(memory_->hot().count());
     cold_count_ = static_cast<std::int64_t>(cold_);
-    return cursor->status();
+    return scanned.status();
 }
 
 Result<bool> SharedStore::exists(const std::string& id) {
@@ -1077,35 +1095,19 @@ Result<bool> SharedStore::load_snapshot() {
     // Rebuild the hot tier in the saved slot layout.
     engine::HotTier& hot = memory_->hot();
     hot.prepare_slots(slots);
-    cold_ = 0;
     std::vector<std::uint8_t> placed(slots, 0);
     std::vector<std::string> unplaced; // hot memories the snapshot does not know (stale only)
     std::size_t reindexed = 0;
-    auto cursor = db_->episodes();
-    for (cursor->seek_first(); cursor->valid(); cursor->next()) {
-        auto rec = storage::decode_record(cursor->id(), cursor->value());
-        if (!rec) {
-            return rec.status();
-        }
-        if (rec->tier == engine::Tier::kCold) {
-            ++cold_;
-            continue;
-        }
-        const engine::Episode& e = rec->episode;
-        if (e.embedding.size() != options_.memory.dim) {
-            return give_up();
-        }
+    auto scanned = scan_records([&](const engine::EpisodeRecord& rec) -> Result<bool> {
+        const engine::Episode& e = rec.episode;
         auto it = layout.find(e.id);
         if (it == layout.end()) {
-            if (!stale) {
-                return give_up();
-            }
             unplaced.push_back(e.id);
-            continue;
+            return stale; // a fresh snapshot must know every hot memory
         }
         const std::uint32_t slot = it->second;
         const auto unit = unit_vector(e.embedding);
-        hot.insert_at(slot, e.id, unit.data(), static_cast<float>(rec->activation),
+        hot.insert_at(slot, e.id, unit.data(), static_cast<float>(rec.activation),
                       static_cast<float>(e.confidence), e.occurred_at);
         set_text(e);
         placed[slot] = 1;
@@ -1113,8 +1115,14 @@ Result<bool> SharedStore::load_snapshot() {
             saved_state[slot] = 1; // changed since the snapshot: index it again
             ++reindexed;
         }
+        return true;
+    });
+    if (!scanned) {
+        return scanned.status();
     }
-    ENGRAM_TRY(cursor->status());
+    if (!scanned.value()) {
+        return give_up();
+    }
     for (std::uint32_t s = 0; s < slots; ++s) {
         if (saved_state[s] != 0 && placed[s] == 0) {
             if (!stale) {
@@ -1154,10 +1162,7 @@ Result<bool> SharedStore::load_snapshot() {
         if (!rec) {
             return rec.status();
         }
-        const auto unit = unit_vector(rec->episode.embedding);
-        memory_->restore(id, unit.data(), rec->activation, rec->episode.confidence,
-                         rec->episode.occurred_at);
-        set_text(rec->episode);
+        restore_hot(rec.value());
     }
     reindexed += unplaced.size();
     index_source_ = stale ? "snapshot, " + std::to_string(reindexed) + " re-indexed" : "snapshot";

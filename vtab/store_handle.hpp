@@ -192,6 +192,11 @@ public:
 private:
     explicit SharedStore(const StoreOptions& options);
     Status load();
+    // Calls `hot` for each hot record of the store in id order (counting cold ones into cold_);
+    // false from `hot` stops the scan and is returned. A wrong dimension is corruption.
+    Result<bool> scan_records(const std::function<Result<bool>(const engine::EpisodeRecord&)>& hot);
+    // Puts a stored hot record into the engine as it was.
+    void restore_hot(const engine::EpisodeRecord& rec);
     Status check_and_persist_options();
     Result<bool> exists_locked(const std::string& id) const;
     engine::PacerConfig pacer_config() const;
