@@ -496,6 +496,20 @@ Status Store::write(Batch& batch, SyncMode sync) {
                         "committing to engram store '" + path_ + "'");
 }
 
+Status Store::write_unlogged(Batch& batch) {
+    rocksdb::WriteOptions wo;
+    wo.disableWAL = true;
+    return from_rocksdb(db_->Write(wo, batch.wb_.get()),
+                        "committing to engram store '" + path_ + "'");
+}
+
+Status Store::flush_episodes() {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    return from_rocksdb(db_->Flush(fo, episodes_), "flushing engram store '" + path_ + "'");
+}
+
 std::unique_ptr<EpisodeCursor> Store::edges() const {
     return cursor(edges_, "", 0, false);
 }

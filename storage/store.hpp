@@ -147,6 +147,12 @@ public:
     // A batch for this store; reserved_bytes pre-sizes its buffer (avoids regrowth copies).
     Batch batch(std::size_t reserved_bytes = 0) const;
     Status write(Batch& batch, SyncMode sync);
+    // A write that skips the WAL: a crash loses it unless flush_episodes() ran after it. For
+    // the data of a publish in several writes, whose undo records were made durable first.
+    Status write_unlogged(Batch& batch);
+    // Flushes the episodes family's memtables to table files and waits (fsynced): every
+    // unlogged write before it is then durable.
+    Status flush_episodes();
     std::unique_ptr<EpisodeCursor> episodes() const;
 
     // Staging (a family written without the WAL: a crash loses it, and open() drops whatever a

@@ -24,6 +24,9 @@ namespace {
 constexpr std::size_t kMaxBatchReports = 10000;
 // Write-batch buffers up to this size are kept for the next commit.
 constexpr std::size_t kKeepBatchBytes = 256U << 20;
+// A transaction at least this large is published like one in several writes (its data skips
+// the WAL, see commit), even when it fits one: the WAL would otherwise hold a second copy.
+constexpr std::size_t kUnloggedBytes = 16U << 20;
 
 std::mutex& registry_mutex() {
     static std::mutex m;
@@ -371,6 +374,18 @@ Status SharedStore::check_ids(const TransactionOps& tx) {
     return Status::ok();
 }
 
+namespace {
+
+std::size_t tail_bytes(const TransactionOps& tx) noexcept {
+    std::size_t n = 0;
+    for (const PendingOp& op : tx.tail) {
+        n += op_bytes(op);
+    }
+    return n;
+}
+
+} // namespace
+
 Status SharedStore::commit(const TransactionOps& tx) {
     const std::size_t total = tx.staged + tx.tail.size();
     if (total == 0) {
@@ -422,7 +437,7 @@ Status SharedStore::commit(const TransactionOps& tx) {
     while (done < total && failed.is_ok()) {
         const engine::Step step =
             pacer.next({unindexed(), engine::available_memory_bytes()}, total - done);
-        if (!multi && step.rows < total) {
+        if (!multi && (step.rows < total || tx.staged > 0 || tail_bytes(tx) >= kUnloggedBytes)) {
             multi = true;
             db_->hold_view(true); // readers keep the state before this commit until it ends
         }
@@ -436,18 +451,24 @@ Status SharedStore::commit(const TransactionOps& tx) {
         if (failed.is_ok()) {
             storage::Batch& batch = *write_batch_;
             if (multi) {
+                // The chunk's undo records go first, through the WAL and fsynced (even with
+                // sync=off: a power cut must not leave part of a publish without them); its
+                // data then skips the WAL, and the flush before end_publish makes it durable.
+                // The data is written once (to table files) instead of twice (WAL, then
+                // table files).
+                storage::Batch undo = db_->batch();
                 if (report.chunks == 0) {
-                    batch.begin_publish();
+                    undo.begin_publish();
                 }
                 for (const auto& [id, before] : chunk_before_) {
-                    batch.put_undo(undo_seq++, id,
-                                   before ? std::optional<std::string_view>(*before)
-                                          : std::nullopt);
+                    undo.put_undo(undo_seq++, id,
+                                  before ? std::optional<std::string_view>(*before)
+                                         : std::nullopt);
                 }
-                // Always through the WAL, so that the undo log is there whenever a part is
-                // (even with sync=off); the last write fsyncs (sync=full), which makes these
-                // durable too.
-                failed = db_->write(batch, storage::SyncMode::kNormal);
+                failed = db_->write(undo, storage::SyncMode::kFull);
+                if (failed.is_ok()) {
+                    failed = db_->write_unlogged(batch);
+                }
             } else {
                 // One atomic write. The data version tells a graph snapshot whether it still
                 // matches (see save_snapshot).
@@ -466,6 +487,9 @@ Status SharedStore::commit(const TransactionOps& tx) {
         pacer.record(chunk->size(), std::chrono::duration<double, std::milli>(
                                         std::chrono::steady_clock::now() - c0)
                                         .count());
+    }
+    if (failed.is_ok() && multi) {
+        failed = db_->flush_episodes(); // the unlogged chunks are on disk before the end mark
     }
     if (failed.is_ok() && multi) {
         storage::Batch end = db_->batch();
