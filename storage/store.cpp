@@ -228,6 +228,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, bool in_memo
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     rocksdb::ColumnFamilyOptions keyed = cf;
     keyed.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    // ... and in the memtables, which a filter skips too.
+    keyed.memtable_whole_key_filtering = true;
+    keyed.memtable_prefix_bloom_size_ratio = 0.02;
     // Staged rows of large transactions: small memtables, so that staging bounds memory.
     // Its data lives for one transaction and goes by DeleteRange, so it is never compacted.
     rocksdb::ColumnFamilyOptions staging = keyed;

@@ -114,6 +114,7 @@ struct EngramTable : sqlite3_vtab {
     // `txn`, once the queue outgrew half of batch_memory), then `ops` in memory.
     std::uint64_t txn = 0;
     std::size_t staged = 0;
+    std::uint64_t base_version = 0; // the store's data_version() at xBegin
     StagedIdFilter staged_ids;
     std::vector<PendingOp> ops;
     std::size_t ops_bytes = 0;
@@ -1008,13 +1009,17 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
 // ---- transactions --------------------------------------------------------------------------
 
 int engram_begin(sqlite3_vtab* vtab) noexcept {
-    return guard(vtab, [&]() { return static_cast<EngramTable*>(vtab)->reset(); });
+    return guard(vtab, [&]() {
+        auto* t = static_cast<EngramTable*>(vtab);
+        t->base_version = t->store->data_version(); // before any row is checked
+        return t->reset();
+    });
 }
 
 int engram_sync(sqlite3_vtab* vtab) noexcept {
     auto* t = static_cast<EngramTable*>(vtab);
     return guard(vtab, [&]() -> Status {
-        ENGRAM_TRY(t->store->commit(TransactionOps{t->txn, t->staged, t->ops}));
+        ENGRAM_TRY(t->store->commit(TransactionOps{t->txn, t->staged, t->ops, t->base_version}));
         // Committed. Staged rows left behind by a failed drop are cleared at the next open.
         const Status dropped = t->reset();
         static_cast<void>(dropped);

@@ -345,7 +345,11 @@ std::size_t SharedStore::unindexed() {
 Status SharedStore::check_ids(const TransactionOps& tx) {
     // Another connection may have committed one of the ids this transaction inserts since it
     // queued it. A plain insert's id was absent from everything the transaction saw (else it
-    // would be a replace), so it must still be absent. Nothing is modified here.
+    // would be a replace), so it must still be absent. Nothing is modified here. Nothing to
+    // check when no commit came between the transaction's start and now (under the lock).
+    if (tx.base_version == version_.load()) {
+        return Status::ok();
+    }
     auto check = [&](const std::string& id) -> Status {
         auto e = exists_locked(id);
         if (!e) {
@@ -472,7 +476,7 @@ Status SharedStore::commit(const TransactionOps& tx) {
             } else {
                 // One atomic write. The data version tells a graph snapshot whether it still
                 // matches (see save_snapshot).
-                batch.put_meta("version", std::to_string(version_ + 1));
+                batch.put_meta("version", std::to_string(version_.load() + 1));
                 failed = db_->write(batch, options_.sync);
             }
             if (batch.byte_size() > kKeepBatchBytes) {
@@ -494,7 +498,7 @@ Status SharedStore::commit(const TransactionOps& tx) {
     if (failed.is_ok() && multi) {
         storage::Batch end = db_->batch();
         end.end_publish();
-        end.put_meta("version", std::to_string(version_ + 1));
+        end.put_meta("version", std::to_string(version_.load() + 1));
         failed = db_->write(end, options_.sync);
     }
     if (!failed.is_ok()) {
@@ -1006,7 +1010,7 @@ void SharedStore::save_snapshot() {
     const engine::HotTier& hot = memory_->hot();
     std::string meta;
     put_pod<std::uint32_t>(&meta, 1);
-    put_pod<std::uint64_t>(&meta, version_);
+    put_pod<std::uint64_t>(&meta, version_.load());
     put_pod<std::uint64_t>(&meta, hot.slots());
     for (std::uint32_t s = 0; s < hot.slots(); ++s) {
         const engine::SlotInfo& info = hot.info(s);
@@ -1287,15 +1291,29 @@ void SharedStore::build_loop() {
             building_ = true;
         }
         const engine::HotTier& hot = memory_->hot();
-        engine::parallel_indices(engine::background_arena(), work.size(),
-                                 [&](std::size_t i) { index_->insert(work[i], hot.row(work[i])); });
+        // A commit that starts waiting for the store lock stops the chunk: the slots not
+        // begun yet go back to the front of the tail (one insert per thread at most delays it).
+        std::vector<std::uint8_t> done(work.size(), 0);
+        engine::parallel_indices(engine::background_arena(), work.size(), [&](std::size_t i) {
+            if (writers_waiting_.load(std::memory_order_relaxed) > 0) {
+                return;
+            }
+            index_->insert(work[i], hot.row(work[i]));
+            done[i] = 1;
+        });
         {
             std::lock_guard<std::mutex> g(tail_mutex_);
-            for (std::uint32_t slot : work) {
-                state_[slot] = 2;
+            std::size_t indexed = 0;
+            for (std::size_t i = work.size(); i-- > 0;) {
+                if (done[i] != 0) {
+                    state_[work[i]] = 2;
+                    ++indexed;
+                } else {
+                    tail_.push_front(work[i]);
+                }
             }
-            waiting_ -= work.size();
-            indexed_count_ += static_cast<std::int64_t>(work.size());
+            waiting_ -= indexed;
+            indexed_count_ += static_cast<std::int64_t>(indexed);
             building_ = false;
         }
         idle_cv_.notify_all();

@@ -72,6 +72,9 @@ struct TransactionOps {
     std::uint64_t txn = 0;
     std::size_t staged = 0;
     std::span<const PendingOp> tail;
+    // SharedStore::data_version() when the transaction began: if nothing was committed since,
+    // the id checks its rows passed when they were queued still hold.
+    std::uint64_t base_version = 0;
 };
 
 // One write to the edges of a store (engram_edges).
@@ -158,6 +161,8 @@ public:
     // Large transactions are published in chunks (paced by the backpressure strategy) behind a
     // pinned read view and an undo log, so that readers and a crash see all of it or none.
     Status commit(const TransactionOps& ops);
+    // Bumped by every commit of episodes (read without the store lock).
+    std::uint64_t data_version() const noexcept { return version_.load(); }
     Status commit(const std::vector<PendingOp>& ops) { return commit(TransactionOps{0, 0, ops}); }
     // A fresh staging transaction number (keys of Store::put_staged).
     std::uint64_t next_txn() noexcept { return txn_seq_.fetch_add(1) + 1; }
@@ -228,7 +233,7 @@ private:
     void drain_journal();
     void save_snapshot();
     Result<bool> load_snapshot(); // false: no usable snapshot (nothing loaded)
-    std::uint64_t version_ = 0;   // data version: bumped by every episode commit
+    std::atomic<std::uint64_t> version_{0}; // data version: bumped by every episode commit
     std::string index_source_;    // set at open, then constant
     void build_loop();
     void reset_index();
