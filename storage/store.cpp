@@ -8,6 +8,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -62,6 +63,53 @@ constexpr std::string_view kUndoPrefix = "undo/";
 
 } // namespace
 
+// The bytes of one transaction's staged operations, appended in staging order; the staging
+// family's op keys point into it (be64 offset, be32 length). It lives as long as the
+// transaction stages (or a cursor still reads it) and is removed then; open() removes any a
+// crashed process left.
+struct SpillFile {
+    rocksdb::Env* env = nullptr;
+    std::string path;
+    std::mutex mutex; // appends
+    std::unique_ptr<rocksdb::WritableFile> out;
+    std::unique_ptr<rocksdb::RandomAccessFile> in;
+    std::uint64_t size = 0;
+
+    SpillFile() = default;
+    SpillFile(const SpillFile&) = delete;
+    SpillFile& operator=(const SpillFile&) = delete;
+    ~SpillFile() {
+        in.reset();
+        if (out) {
+            out->Close().PermitUncheckedError();
+            out.reset();
+        }
+        env->DeleteFile(path).PermitUncheckedError();
+    }
+
+    Status read(std::string_view where, std::string* bytes) const {
+        if (where.size() != 12) {
+            return Status::corruption("bad staged operation reference");
+        }
+        const std::uint64_t offset = read_be64(where);
+        std::uint32_t n = 0;
+        for (std::size_t i = 8; i < 12; ++i) {
+            n = (n << 8) | static_cast<unsigned char>(where[i]);
+        }
+        bytes->resize(n);
+        rocksdb::Slice got;
+        ENGRAM_TRY(from_rocksdb(in->Read(offset, n, &got, bytes->data()),
+                                "reading staged rows from '" + path + "'"));
+        if (got.size() != n) {
+            return Status::corruption("staged rows in '" + path + "' are truncated");
+        }
+        if (got.data() != bytes->data()) {
+            std::memcpy(bytes->data(), got.data(), n);
+        }
+        return Status::ok();
+    }
+};
+
 Status from_rocksdb(const rocksdb::Status& s, std::string_view context) {
     if (s.ok()) {
         return Status::ok();
@@ -106,6 +154,8 @@ void Batch::put_episode(std::string_view id, std::string_view head, std::string_
 }
 void Batch::clear() {
     wb_->Clear();
+    spill_.clear();
+    spill_status_ = Status::ok();
 }
 namespace {
 std::string edge_key(std::string_view src, std::string_view dst) {
@@ -139,10 +189,32 @@ void Batch::put_meta(std::string_view key, std::string_view value) {
 }
 void Batch::put_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id,
                        std::string_view bytes, bool flag) {
+    auto part = std::find_if(spill_.begin(), spill_.end(),
+                             [&](const SpillPart& p) { return p.txn == txn; });
+    if (part == spill_.end()) {
+        SpillPart fresh;
+        fresh.txn = txn;
+        auto file = store_->spill(txn);
+        if (file) {
+            std::lock_guard<std::mutex> g(file.value()->mutex);
+            fresh.base = file.value()->size;
+        } else if (spill_status_.is_ok()) {
+            spill_status_ = file.status();
+        }
+        spill_.push_back(std::move(fresh));
+        part = spill_.end() - 1;
+    }
+    std::string where;
+    append_be64(&where, part->base + part->bytes.size());
+    const auto n = static_cast<std::uint32_t>(bytes.size());
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        where.push_back(static_cast<char>((n >> shift) & 0xFFU));
+    }
+    part->bytes.append(bytes);
     std::string seq_bytes;
     append_be64(&seq_bytes, seq);
     seq_bytes.push_back(flag ? '\1' : '\0');
-    wb_->Put(store_->staging_, staged_op_key(txn, seq), rocksdb::Slice(bytes.data(), bytes.size()));
+    wb_->Put(store_->staging_, staged_op_key(txn, seq), where);
     wb_->Put(store_->staging_, staged_id_key(txn, id, seq), seq_bytes);
 }
 void Batch::delete_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id) {
@@ -183,9 +255,11 @@ std::size_t Batch::byte_size() const {
 EpisodeCursor::EpisodeCursor(std::unique_ptr<rocksdb::Iterator> it) : it_(std::move(it)) {}
 EpisodeCursor::~EpisodeCursor() = default;
 void EpisodeCursor::seek_first() {
+    spilled_valid_ = false;
     it_->Seek(prefix_);
 }
 void EpisodeCursor::seek(std::string_view id) {
+    spilled_valid_ = false;
     std::string k = prefix_;
     k.append(id);
     it_->Seek(k);
@@ -194,6 +268,7 @@ bool EpisodeCursor::valid() const {
     return it_->Valid() && it_->key().starts_with(prefix_);
 }
 void EpisodeCursor::next() {
+    spilled_valid_ = false;
     it_->Next();
 }
 std::string_view EpisodeCursor::id() const {
@@ -204,9 +279,25 @@ std::string_view EpisodeCursor::id() const {
 }
 std::string_view EpisodeCursor::value() const {
     const rocksdb::Slice v = it_->value();
-    return {v.data(), v.size()};
+    if (!spill_) {
+        return {v.data(), v.size()};
+    }
+    if (!spilled_valid_) {
+        spilled_valid_ = true;
+        Status s = spill_->read(std::string_view(v.data(), v.size()), &spilled_);
+        if (!s.is_ok()) {
+            spilled_.clear();
+            if (spill_status_.is_ok()) {
+                spill_status_ = std::move(s);
+            }
+        }
+    }
+    return spilled_;
 }
 Status EpisodeCursor::status() const {
+    if (!spill_status_.is_ok()) {
+        return spill_status_;
+    }
     return from_rocksdb(it_->status(), "reading episodes");
 }
 
@@ -269,6 +360,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, bool in_memo
     store->db_->DestroyColumnFamilyHandle(handles[0]);
     // What a previous process staged died with it; a publish it left half done is undone.
     ENGRAM_TRY(store->clear_staging(std::string(), std::string(9, '\xff')));
+    ENGRAM_TRY(store->remove_spill_files());
     ENGRAM_TRY(store->undo_unfinished_publish());
     return store;
 }
@@ -399,7 +491,65 @@ std::unique_ptr<EpisodeCursor> Store::cursor(rocksdb::ColumnFamilyHandle* cf, st
     return c;
 }
 
+std::string Store::spill_path(std::uint64_t txn) const {
+    return path_ + "/staging-" + std::to_string(txn) + ".spill";
+}
+
+Result<std::shared_ptr<SpillFile>> Store::spill(std::uint64_t txn) const {
+    std::lock_guard<std::mutex> g(spill_mutex_);
+    if (auto it = spills_.find(txn); it != spills_.end()) {
+        return it->second;
+    }
+    auto file = std::make_shared<SpillFile>();
+    file->env = env_ ? env_.get() : rocksdb::Env::Default();
+    file->path = spill_path(txn);
+    const rocksdb::EnvOptions eo;
+    ENGRAM_TRY(from_rocksdb(file->env->NewWritableFile(file->path, &file->out, eo),
+                            "creating staging file '" + file->path + "'"));
+    ENGRAM_TRY(from_rocksdb(file->env->NewRandomAccessFile(file->path, &file->in, eo),
+                            "opening staging file '" + file->path + "'"));
+    spills_.emplace(txn, file);
+    return file;
+}
+
+Status Store::remove_spill_files() {
+    if (env_) {
+        return Status::ok(); // a fresh in-memory file system: nothing left over
+    }
+    rocksdb::Env* env = rocksdb::Env::Default();
+    std::vector<std::string> names;
+    ENGRAM_TRY(from_rocksdb(env->GetChildren(path_, &names), "listing '" + path_ + "'"));
+    for (const std::string& name : names) {
+        if (name.starts_with("staging-") && name.ends_with(".spill")) {
+            ENGRAM_TRY(from_rocksdb(env->DeleteFile(path_ + "/" + name),
+                                    "removing staging file '" + name + "'"));
+        }
+    }
+    return Status::ok();
+}
+
 Status Store::write_staging(Batch& batch) {
+    ENGRAM_TRY(batch.spill_status_);
+    for (Batch::SpillPart& part : batch.spill_) {
+        if (part.bytes.empty()) {
+            continue;
+        }
+        auto file = spill(part.txn);
+        if (!file) {
+            return file.status();
+        }
+        SpillFile& f = *file.value();
+        std::lock_guard<std::mutex> g(f.mutex);
+        if (f.size != part.base) {
+            return Status::internal("staging batches of one transaction written out of order");
+        }
+        // Page cache only: a crash loses the staging area anyway.
+        ENGRAM_TRY(from_rocksdb(f.out->Append(part.bytes), "staging rows in '" + f.path + "'"));
+        ENGRAM_TRY(from_rocksdb(f.out->Flush(), "staging rows in '" + f.path + "'"));
+        f.size += part.bytes.size();
+        part.base = f.size;
+        part.bytes.clear();
+    }
     rocksdb::WriteOptions wo;
     wo.disableWAL = true; // a crash loses the staging area anyway
     return from_rocksdb(db_->Write(wo, batch.wb_.get()),
@@ -421,15 +571,27 @@ Store::get_staged(std::uint64_t txn, std::string_view id) const {
         return Found();
     }
     const std::uint64_t seq = read_be64(std::string_view(it->value().data(), it->value().size()));
-    std::string bytes;
+    std::string where;
     ENGRAM_TRY(
-        from_rocksdb(db_->Get(rocksdb::ReadOptions(), staging_, staged_op_key(txn, seq), &bytes),
+        from_rocksdb(db_->Get(rocksdb::ReadOptions(), staging_, staged_op_key(txn, seq), &where),
                      "reading staged rows"));
+    auto file = spill(txn);
+    if (!file) {
+        return file.status();
+    }
+    std::string bytes;
+    ENGRAM_TRY(file.value()->read(where, &bytes));
     return Found(std::make_pair(seq, std::move(bytes)));
 }
 
 std::unique_ptr<EpisodeCursor> Store::staged_ops(std::uint64_t txn, std::uint64_t from_seq) const {
     auto c = cursor(staging_, staging_prefix(txn, 'o'), 0, false);
+    auto file = spill(txn);
+    if (file) {
+        c->spill_ = std::move(file.value());
+    } else {
+        c->spill_status_ = file.status();
+    }
     std::string from;
     append_be64(&from, from_seq);
     c->seek(from);
@@ -443,6 +605,11 @@ std::unique_ptr<EpisodeCursor> Store::staged_ids(std::uint64_t txn) const {
 }
 
 Status Store::drop_staged(std::uint64_t txn) {
+    {
+        // The file goes with the last reference (a cursor may still hold one).
+        std::lock_guard<std::mutex> g(spill_mutex_);
+        spills_.erase(txn);
+    }
     std::string begin;
     std::string end;
     append_be64(&begin, txn);

@@ -10,11 +10,13 @@
 // Thread safety: all methods may be called concurrently (RocksDB is internally synchronised);
 // a Batch or Cursor belongs to one thread at a time.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/core/status.hpp"
 
@@ -68,6 +70,8 @@ public:
     // Stages operation `seq` of transaction `txn` (its bytes are the caller's encoding) under
     // the operation's id, so that it can be found by id and iterated in id order; `flag` is
     // kept with the id (staged_ids).
+    // The bytes go to the transaction's spill file (appended by Store::write_staging, one
+    // write per batch and transaction), the keys to the staging family.
     void put_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id,
                     std::string_view bytes, bool flag);
     void delete_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id);
@@ -88,7 +92,18 @@ private:
     friend class Store;
     std::unique_ptr<rocksdb::WriteBatch> wb_;
     const Store* store_ = nullptr;
+    // Staged bytes not yet in the spill files, per transaction: they go at `base` (the
+    // file's size when this batch first staged for it).
+    struct SpillPart {
+        std::uint64_t txn = 0;
+        std::uint64_t base = 0;
+        std::string bytes;
+    };
+    std::vector<SpillPart> spill_;
+    Status spill_status_; // opening a spill file failed
 };
+
+struct SpillFile;
 
 // Iterates a column family in key order over a consistent view.
 class EpisodeCursor {
@@ -115,6 +130,11 @@ private:
     std::unique_ptr<rocksdb::Slice> upper_slice_;
     std::size_t strip_back_ = 0; // id() also leaves out this many trailing bytes
     std::unique_ptr<rocksdb::Iterator> it_;
+    // Staged operations: value() is read from the spill file the key points into.
+    std::shared_ptr<SpillFile> spill_;
+    mutable std::string spilled_;
+    mutable bool spilled_valid_ = false;
+    mutable Status spill_status_;
 };
 
 class Store {
@@ -185,6 +205,13 @@ private:
     rocksdb::ColumnFamilyHandle* index_ = nullptr;
     rocksdb::ColumnFamilyHandle* staging_ = nullptr;
     Status clear_staging(const std::string& begin, const std::string& end);
+    // The spill files of transactions staging now (bytes of their staged operations).
+    mutable std::mutex spill_mutex_;
+    mutable std::map<std::uint64_t, std::shared_ptr<SpillFile>> spills_;
+    // The spill file of `txn`, created when missing.
+    Result<std::shared_ptr<SpillFile>> spill(std::uint64_t txn) const;
+    std::string spill_path(std::uint64_t txn) const;
+    Status remove_spill_files();
     mutable std::mutex view_mutex_;
     std::shared_ptr<const rocksdb::Snapshot> view_; // set while a publish is in progress
     std::shared_ptr<const rocksdb::Snapshot> view() const;

@@ -181,6 +181,69 @@ TEST_F(StoreTest, StagingFindsLatestOpsByIdAndIteratesInOrder) {
     EXPECT_FALSE((*s)->get_staged(8, "a")->has_value());
 }
 
+std::size_t spill_files(const std::string& dir) {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string();
+        n += name.starts_with("staging-") && name.ends_with(".spill") ? 1 : 0;
+    }
+    return n;
+}
+
+TEST_F(StoreTest, StagedBytesLiveInOneSpillFilePerTransactionUntilDropped) {
+    {
+        auto s = Store::open(path_, false);
+        ASSERT_TRUE(s.is_ok());
+        Store& db = **s;
+        const std::string big(100000, 'x');
+        for (int round = 0; round < 3; ++round) { // several batches append to one file
+            Batch b = db.batch();
+            b.put_staged(5, round, "id" + std::to_string(round), big + std::to_string(round),
+                         true);
+            ASSERT_TRUE(db.write_staging(b).is_ok());
+        }
+        EXPECT_EQ(spill_files(path_), 1U);
+        EXPECT_EQ((*db.get_staged(5, "id1"))->second, big + "1");
+        // Re-staging a seq (an update of a staged row) points it at the new bytes.
+        Batch again = db.batch();
+        again.put_staged(5, 1, "id1", "new", true);
+        ASSERT_TRUE(db.write_staging(again).is_ok());
+        std::string ops;
+        for (auto c = db.staged_ops(5, 0); c->valid(); c->next()) {
+            ops += std::string(c->value().substr(c->value().size() - 3)) + " ";
+            EXPECT_TRUE(c->status().is_ok());
+        }
+        EXPECT_EQ(ops, "xx0 new xx2 ");
+        // A cursor keeps the file readable after the drop; the file goes with the cursor.
+        auto open_cursor = db.staged_ops(5, 2);
+        ASSERT_TRUE(db.drop_staged(5).is_ok());
+        ASSERT_TRUE(open_cursor->valid());
+        EXPECT_EQ(open_cursor->value(), big + "2");
+        open_cursor.reset();
+        EXPECT_EQ(spill_files(path_), 0U);
+        // A file a crashed process left behind.
+        Batch left = db.batch();
+        left.put_staged(6, 0, "z", "zz", true);
+        ASSERT_TRUE(db.write_staging(left).is_ok());
+        std::filesystem::copy_file(path_ + "/staging-6.spill", path_ + "/staging-77.spill");
+    }
+    auto s = Store::open(path_, false);
+    ASSERT_TRUE(s.is_ok());
+    EXPECT_EQ(spill_files(path_), 0U);
+}
+
+TEST_F(StoreTest, InMemoryStoreStagesToo) {
+    auto s = Store::open(path_, true);
+    ASSERT_TRUE(s.is_ok());
+    Batch b = (*s)->batch();
+    b.put_staged(1, 0, "a", "bytes of a", true);
+    ASSERT_TRUE((*s)->write_staging(b).is_ok());
+    EXPECT_EQ((*(*s)->get_staged(1, "a"))->second, "bytes of a");
+    EXPECT_FALSE(std::filesystem::exists(path_)); // nothing on disk
+    EXPECT_TRUE((*s)->drop_staged(1).is_ok());
+    EXPECT_FALSE((*s)->get_staged(1, "a")->has_value());
+}
+
 // Writes a publish in two parts over {keep: "k0", gone: "g0"}: part 1 overwrites keep and adds
 // n1, part 2 deletes gone, overwrites n1 and adds n2. Undo records hold the previous values.
 void publish_two_parts(Store& db, bool finish) {
