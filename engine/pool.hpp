@@ -24,7 +24,8 @@ const char* allocator_name() noexcept;
 
 // NUMA placement (libnuma). On a machine with more than one node, embedding chunks are placed
 // round-robin over the nodes (chunk i on node i mod nodes), so that parallel scans read from
-// every node's memory; with one node (or without NUMA support) this is plain aligned_zalloc.
+// every node's memory; with one node (or without NUMA support) they are anonymous mappings
+// populated at allocation (MAP_POPULATE).
 int numa_nodes() noexcept;
 // Zeroed, `align`-aligned (≤ 4096) memory for chunk number `index`; throws std::bad_alloc.
 void* chunk_zalloc(std::size_t bytes, std::size_t align, std::size_t index);

@@ -453,13 +453,14 @@ Status SharedStore::commit(const TransactionOps& tx) {
         const auto c0 = std::chrono::steady_clock::now();
         failed = apply_chunk(chunk.value(), step.mode, multi, stored_at, &cold, &report);
         if (failed.is_ok()) {
-            storage::Batch& batch = *write_batch_;
+            const std::span<storage::Batch> parts(write_batches_.data(), write_parts_);
             if (multi) {
                 // The chunk's undo records go first, through the WAL and fsynced (even with
                 // sync=off: a power cut must not leave part of a publish without them); its
                 // data then skips the WAL, and the flush before end_publish makes it durable.
                 // The data is written once (to table files) instead of twice (WAL, then
-                // table files).
+                // table files), its parts concurrently (RocksDB inserts them into the
+                // memtable in parallel).
                 storage::Batch undo = db_->batch();
                 if (report.chunks == 0) {
                     undo.begin_publish();
@@ -471,16 +472,27 @@ Status SharedStore::commit(const TransactionOps& tx) {
                 }
                 failed = db_->write(undo, storage::SyncMode::kFull);
                 if (failed.is_ok()) {
-                    failed = db_->write_unlogged(batch);
+                    std::vector<Status> written(parts.size());
+                    engine::parallel_indices(engine::default_arena(), parts.size(),
+                                             [&](std::size_t k) {
+                                                 written[k] = db_->write_unlogged(parts[k]);
+                                             });
+                    for (Status& w : written) {
+                        if (failed.is_ok() && !w.is_ok()) {
+                            failed = std::move(w);
+                        }
+                    }
                 }
             } else {
                 // One atomic write. The data version tells a graph snapshot whether it still
                 // matches (see save_snapshot).
-                batch.put_meta("version", std::to_string(version_.load() + 1));
-                failed = db_->write(batch, options_.sync);
+                parts[0].put_meta("version", std::to_string(version_.load() + 1));
+                failed = db_->write(parts[0], options_.sync);
             }
-            if (batch.byte_size() > kKeepBatchBytes) {
-                write_batch_.reset(); // do not keep a huge buffer around
+            for (storage::Batch& b : parts) {
+                if (b.byte_size() > kKeepBatchBytes) {
+                    b = db_->batch(); // do not keep a huge buffer around
+                }
             }
         }
         chunk_before_.clear();
@@ -735,28 +747,40 @@ Status SharedStore::apply_chunk(std::span<const PendingOp> ops, engine::ApplyMod
             headers[i] = storage::encode_header(*f.episode, f.activation, f.tier, f.stored_at);
         }
     });
-    if (!write_batch_) {
-        write_batch_ = std::make_unique<storage::Batch>(db_->batch());
+    // One batch for a one-write commit (atomic); for a chunk of a publish in several writes
+    // (undo-protected, see commit) one per thread, filled and written in parallel.
+    const std::size_t parts =
+        undo ? std::clamp<std::size_t>(all.size() / 256, 1,
+                                       static_cast<std::size_t>(engine::default_arena_threads()))
+             : 1;
+    while (write_batches_.size() < parts) {
+        write_batches_.push_back(db_->batch());
     }
-    storage::Batch& batch = *write_batch_;
-    batch.clear();
+    write_parts_ = parts;
+    engine::parallel_indices(arena, parts, [&](std::size_t k) {
+        storage::Batch& batch = write_batches_[k];
+        batch.clear();
+        const std::size_t end = all.size() * (k + 1) / parts;
+        for (std::size_t i = all.size() * k / parts; i < end; ++i) {
+            const engine::Episode* e = all[i].second->episode;
+            if (e != nullptr) {
+                batch.put_episode(
+                    all[i].first, headers[i],
+                    std::string_view(reinterpret_cast<const char*>(e->embedding.data()),
+                                     e->embedding.size() * sizeof(float)));
+            } else {
+                batch.delete_episode(all[i].first);
+            }
+        }
+    });
     chunk_before_.clear();
-    for (std::size_t i = 0; i < all.size(); ++i) {
-        const engine::Episode* e = all[i].second->episode;
-        if (e != nullptr) {
-            batch.put_episode(all[i].first, headers[i],
-                              std::string_view(reinterpret_cast<const char*>(e->embedding.data()),
-                                               e->embedding.size() * sizeof(float)));
-        } else {
-            batch.delete_episode(all[i].first);
+    if (undo) {
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const auto b = before.find(all[i].first);
+            chunk_before_.emplace_back(std::string(all[i].first),
+                                       b == before.end() ? std::nullopt
+                                                         : std::optional<std::string>(b->second));
         }
-        if (!undo) {
-            continue;
-        }
-        const auto b = before.find(all[i].first);
-        chunk_before_.emplace_back(std::string(all[i].first),
-                                   b == before.end() ? std::nullopt
-                                                     : std::optional<std::string>(b->second));
     }
     return Status::ok();
 }

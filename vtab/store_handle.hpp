@@ -207,7 +207,7 @@ private:
     engine::PacerConfig pacer_config() const;
     std::size_t unindexed(); // hot memories not in the graph index yet
     Status check_ids(const TransactionOps& tx);
-    // Applies one chunk of a commit to the engine and fills write_batch_ with its records (and
+    // Applies one chunk of a commit to the engine and fills write_batches_ with its records (and
     // chunk_before_ with their previous values when `undo`).
     Status apply_chunk(std::span<const PendingOp> ops, engine::ApplyMode mode, bool undo,
                        double stored_at, std::size_t* cold_count, BatchReport* report);
@@ -267,7 +267,9 @@ private:
     std::vector<std::string> id_of_;
     engine::EdgeGraph graph_;
     std::vector<float> units_;                    // commit scratch: normalised embeddings
-    std::unique_ptr<storage::Batch> write_batch_; // commit scratch: reused buffer
+    // Commit scratch (reused buffers): the chunk's records in write_parts_ batches.
+    std::vector<storage::Batch> write_batches_;
+    std::size_t write_parts_ = 0;
     std::mutex batches_mutex_;
     std::deque<BatchReport> batches_;
     std::int64_t batch_seq_ = 0;
