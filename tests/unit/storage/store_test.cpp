@@ -4,9 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "storage/codec.hpp"
 
@@ -179,6 +182,102 @@ TEST_F(StoreTest, StagingFindsLatestOpsByIdAndIteratesInOrder) {
     auto s = Store::open(path_, false); // a new process: what was staged is gone
     ASSERT_TRUE(s.is_ok());
     EXPECT_FALSE((*s)->get_staged(8, "a")->has_value());
+}
+
+// Child process: writes 2 x 200 episodes without the WAL from two threads at once, flushes
+// them when `flush`, then dies without closing the store (as a killed process would).
+[[noreturn]] void write_unlogged_and_die(const std::string& path, bool flush) {
+    auto s = Store::open(path, false);
+    if (!s.is_ok()) {
+        _exit(2);
+    }
+    Store& db = **s;
+    std::atomic<int> failures{0};
+    auto writer = [&](int part) {
+        Batch b = db.batch();
+        for (int i = 0; i < 200; ++i) {
+            b.put_episode("p" + std::to_string(part) + "-" + std::to_string(i), record("x"));
+        }
+        failures += db.write_unlogged(b).is_ok() ? 0 : 1;
+    };
+    std::thread a(writer, 0);
+    std::thread b(writer, 1);
+    a.join();
+    b.join();
+    if (failures.load() != 0 || (flush && !db.flush_episodes().is_ok())) {
+        _exit(3);
+    }
+    _exit(0);
+}
+
+std::size_t count_episodes(Store& db) {
+    std::size_t n = 0;
+    auto c = db.episodes();
+    for (c->seek_first(); c->valid(); c->next()) {
+        ++n;
+    }
+    return n;
+}
+
+// The child runs in a fresh process image (exec of this binary; see the hook below): a forked
+// child would inherit RocksDB's background thread pool without its threads.
+const bool kUnloggedChild = [] {
+    const char* path = std::getenv("ENGRAM_UNLOGGED_CHILD");
+    if (path != nullptr) {
+        write_unlogged_and_die(path, std::getenv("ENGRAM_UNLOGGED_FLUSH") != nullptr);
+    }
+    return false;
+}();
+
+TEST_F(StoreTest, UnloggedWritesAreDurableOnlyOnceFlushed) {
+    for (const bool flush : {false, true}) {
+        std::filesystem::remove_all(path_);
+        const pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            setenv("ENGRAM_UNLOGGED_CHILD", path_.c_str(), 1);
+            if (flush) {
+                setenv("ENGRAM_UNLOGGED_FLUSH", "1", 1);
+            }
+            execl("/proc/self/exe", "engram_unit_tests", "--gtest_filter=-*", nullptr);
+            _exit(4);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        auto s = Store::open(path_, false);
+        ASSERT_TRUE(s.is_ok()) << s.status().message();
+        // Without the WAL, only the flush makes the writes survive the process.
+        EXPECT_EQ(count_episodes(**s), flush ? 400U : 0U) << "flush=" << flush;
+    }
+}
+
+TEST_F(StoreTest, ConcurrentUnloggedWritesAllLand) {
+    auto s = Store::open(path_, false);
+    ASSERT_TRUE(s.is_ok());
+    Store& db = **s;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int part = 0; part < 4; ++part) {
+        threads.emplace_back([&, part] {
+            for (int round = 0; round < 5; ++round) {
+                Batch b = db.batch();
+                for (int i = 0; i < 100; ++i) {
+                    b.put_episode("p" + std::to_string(part) + "-" + std::to_string(round) + "-" +
+                                      std::to_string(i),
+                                  record("x"));
+                }
+                failures += db.write_unlogged(b).is_ok() ? 0 : 1;
+            }
+        });
+    }
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(failures.load(), 0);
+    ASSERT_TRUE(db.flush_episodes().is_ok());
+    EXPECT_EQ(count_episodes(db), 2000U);
 }
 
 std::size_t spill_files(const std::string& dir) {
