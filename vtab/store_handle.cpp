@@ -527,6 +527,9 @@ Status SharedStore::commit(const TransactionOps& tx) {
         }
         return failed;
     }
+    // Readers see the published state before the version says it is there: a transaction
+    // that starts at the new version (TransactionOps::base_version) checks its ids against it.
+    db_->hold_view(false);
     ++version_;
     cold_ = cold;
     if (units_.size() * sizeof(float) > kKeepBatchBytes) {
