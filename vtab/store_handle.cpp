@@ -1048,31 +1048,44 @@ void SharedStore::save_snapshot() {
             meta += info.id;
         }
     }
-    std::string graph;
-    index_->serialize(&graph);
-    const auto chunks =
-        static_cast<std::uint32_t>((graph.size() + kSnapshotChunk - 1) / kSnapshotChunk);
-    put_pod<std::uint64_t>(&meta, graph.size());
-    put_pod<std::uint32_t>(&meta, chunks);
-    // One write per chunk (not one batch holding a second copy of the graph): the old meta goes
-    // first and the new one last, so a crash in between leaves no snapshot (a rebuild), never a
-    // mix of two.
+    // Streamed one chunk per write (never a copy of the whole graph in memory): the old meta
+    // goes first and the new one last, so a crash in between leaves no snapshot (a rebuild),
+    // never a mix of two.
     storage::Batch b = db_->batch();
     b.delete_index("snapshot.meta");
     if (!db_->write(b, storage::SyncMode::kNormal).is_ok()) {
         return;
     }
-    for (std::uint32_t c = 0; c < chunks; ++c) {
+    std::string chunk;
+    std::uint64_t graph_bytes = 0;
+    std::uint32_t chunks = 0;
+    bool ok = true;
+    auto write_chunk = [&](std::string_view bytes) {
         char key[32];
-        std::snprintf(key, sizeof key, "snapshot.%06u", c);
-        const std::size_t off = static_cast<std::size_t>(c) * kSnapshotChunk;
+        std::snprintf(key, sizeof key, "snapshot.%06u", chunks);
         b.clear();
-        b.put_index(key, std::string_view(graph).substr(off, kSnapshotChunk));
-        if (!db_->write(b, storage::SyncMode::kNormal).is_ok()) {
-            return;
-        }
+        b.put_index(key, bytes);
+        ok = ok && db_->write(b, storage::SyncMode::kNormal).is_ok();
+        ++chunks;
+    };
+    index_->serialize_to(
+        [&](std::string_view piece) {
+            graph_bytes += piece.size();
+            chunk.append(piece);
+            if (chunk.size() >= kSnapshotChunk) {
+                write_chunk(std::string_view(chunk).substr(0, kSnapshotChunk));
+                chunk.erase(0, kSnapshotChunk);
+            }
+        },
+        1U << 20);
+    if (!chunk.empty()) {
+        write_chunk(chunk);
     }
-    graph = std::string();
+    if (!ok) {
+        return;
+    }
+    put_pod<std::uint64_t>(&meta, graph_bytes);
+    put_pod<std::uint32_t>(&meta, chunks);
     b.clear();
     b.put_index("snapshot.meta", meta);
     (void)db_->write(b, storage::SyncMode::kFull);

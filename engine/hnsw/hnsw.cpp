@@ -1231,8 +1231,9 @@ constexpr char kMagic[8] = {'E', 'N', 'G', 'R', 'H', 'N', 'S', 'W'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::size_t kHeaderBytes = 8 + 4 + 8;
 
-std::uint64_t fnv1a(const char* p, std::size_t n) noexcept {
-    std::uint64_t h = 0xCBF29CE484222325ULL;
+constexpr std::uint64_t kFnvBasis = 0xCBF29CE484222325ULL;
+
+std::uint64_t fnv1a(const char* p, std::size_t n, std::uint64_t h = kFnvBasis) noexcept {
     for (std::size_t i = 0; i < n; ++i) {
         h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001B3ULL;
     }
@@ -1283,50 +1284,82 @@ Status corrupt(const std::string& what) {
 } // namespace
 
 void HnswIndex::serialize(std::string* out) const {
+    serialize_to([out](std::string_view piece) { out->append(piece); }, 1U << 20);
+}
+
+void HnswIndex::serialize_to(const std::function<void(std::string_view)>& sink,
+                             std::size_t piece) const {
     std::lock_guard<hnsw_detail::Gate> exclusive(*gate_);
-    const std::size_t start = out->size();
-    out->append(kMagic, sizeof kMagic);
-    put<std::uint32_t>(out, kVersion);
-    put<std::uint64_t>(out, 0); // total_bytes, patched below
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(config_.dim));
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(m_));
-    put<std::uint64_t>(out, level_counter_.load(std::memory_order_relaxed));
+    std::lock_guard<std::mutex> lock(free_mutex_);
+    // Nothing changes while the gate is held: a first pass sizes the snapshot (its header
+    // holds the total), the second streams it.
     const std::uint32_t slots = next_slot_.load(std::memory_order_acquire);
-    put<std::uint32_t>(out, slots);
-    put<std::uint64_t>(out, entry_.load(std::memory_order_acquire));
+    auto link_count = [&](std::uint32_t slot, std::size_t l) {
+        return std::min<std::uint32_t>(load(links(slot, l)[0]), max_links(l));
+    };
+    std::uint64_t total = kHeaderBytes + 4 + 4 + 8 + 4 + 8; // header .. entry point
     for (std::uint32_t slot = 0; slot < slots; ++slot) {
+        total += 1;
+        if (state(slot) == kFree) {
+            continue;
+        }
         const Node& n = node(slot);
+        total += 4 + 1 + config_.dim * sizeof(float);
+        for (std::size_t l = 0; l <= n.level; ++l) {
+            total += 4 + 4 * static_cast<std::uint64_t>(link_count(slot, l));
+        }
+    }
+    total += 4 + 4 * pending_.size() + 4 + 4 * (limbo_.size() - limbo_head_) + 8;
+
+    std::string buf;
+    buf.reserve(piece + config_.dim * sizeof(float) + 4096);
+    std::uint64_t hash = kFnvBasis;
+    auto emit = [&](bool force) {
+        if (!buf.empty() && (force || buf.size() >= piece)) {
+            hash = fnv1a(buf.data(), buf.size(), hash);
+            sink(buf);
+            buf.clear();
+        }
+    };
+    buf.append(kMagic, sizeof kMagic);
+    put<std::uint32_t>(&buf, kVersion);
+    put<std::uint64_t>(&buf, total);
+    put<std::uint32_t>(&buf, static_cast<std::uint32_t>(config_.dim));
+    put<std::uint32_t>(&buf, static_cast<std::uint32_t>(m_));
+    put<std::uint64_t>(&buf, level_counter_.load(std::memory_order_relaxed));
+    put<std::uint32_t>(&buf, slots);
+    put<std::uint64_t>(&buf, entry_.load(std::memory_order_acquire));
+    for (std::uint32_t slot = 0; slot < slots; ++slot) {
         const std::uint8_t st = state(slot);
-        put<std::uint8_t>(out, st);
+        put<std::uint8_t>(&buf, st);
         if (st == kFree) {
             continue;
         }
-        put<std::uint32_t>(out, n.label);
-        put<std::uint8_t>(out, n.level);
-        out->append(reinterpret_cast<const char*>(row(slot)), config_.dim * sizeof(float));
+        const Node& n = node(slot);
+        put<std::uint32_t>(&buf, n.label);
+        put<std::uint8_t>(&buf, n.level);
+        buf.append(reinterpret_cast<const char*>(row(slot)), config_.dim * sizeof(float));
         for (std::size_t l = 0; l <= n.level; ++l) {
             const std::uint32_t* list = links(slot, l);
-            const std::uint32_t cnt = std::min<std::uint32_t>(load(list[0]), max_links(l));
-            put<std::uint32_t>(out, cnt);
+            const std::uint32_t cnt = link_count(slot, l);
+            put<std::uint32_t>(&buf, cnt);
             for (std::uint32_t i = 0; i < cnt; ++i) {
-                put<std::uint32_t>(out, load(list[1 + i]));
+                put<std::uint32_t>(&buf, load(list[1 + i]));
             }
         }
+        emit(false);
     }
-    {
-        std::lock_guard<std::mutex> lock(free_mutex_);
-        put<std::uint32_t>(out, static_cast<std::uint32_t>(pending_.size()));
-        for (const auto& p : pending_) {
-            put<std::uint32_t>(out, p.first);
-        }
-        put<std::uint32_t>(out, static_cast<std::uint32_t>(limbo_.size() - limbo_head_));
-        for (std::size_t i = limbo_head_; i < limbo_.size(); ++i) {
-            put<std::uint32_t>(out, limbo_[i].first);
-        }
+    put<std::uint32_t>(&buf, static_cast<std::uint32_t>(pending_.size()));
+    for (const auto& p : pending_) {
+        put<std::uint32_t>(&buf, p.first);
     }
-    const std::uint64_t total = out->size() - start + sizeof(std::uint64_t);
-    std::memcpy(out->data() + start + 12, &total, sizeof total);
-    put<std::uint64_t>(out, fnv1a(out->data() + start, out->size() - start));
+    put<std::uint32_t>(&buf, static_cast<std::uint32_t>(limbo_.size() - limbo_head_));
+    for (std::size_t i = limbo_head_; i < limbo_.size(); ++i) {
+        put<std::uint32_t>(&buf, limbo_[i].first);
+    }
+    emit(true);
+    put<std::uint64_t>(&buf, hash);
+    sink(buf);
 }
 
 Result<std::unique_ptr<HnswIndex>> HnswIndex::deserialize(std::string_view bytes,

@@ -476,6 +476,36 @@ TEST(HnswIndex, SameInsertOrderGivesTheSameIndex) {
     EXPECT_NE(sa, sc);
 }
 
+TEST(HnswIndex, StreamedSnapshotIsTheSameBytesInBoundedPieces) {
+    const std::size_t dim = 40;
+    const std::size_t n = 3000 / kScale;
+    const auto data = low_rank(n + n / 6, dim, 10, 11);
+    HnswIndex index(config(dim));
+    churn(index, data, dim, n);
+    for (std::uint32_t l = 1; l < 30; l += 3) { // labels churn() left in place
+        ASSERT_TRUE(index.remove(l)); // tombstones and pending slots in the tail
+    }
+    std::string whole;
+    index.serialize(&whole);
+    const std::size_t piece = 4096;
+    std::string streamed;
+    std::size_t pieces = 0;
+    std::size_t largest = 0;
+    index.serialize_to(
+        [&](std::string_view p) {
+            EXPECT_FALSE(p.empty());
+            streamed.append(p);
+            largest = std::max(largest, p.size());
+            ++pieces;
+        },
+        piece);
+    EXPECT_EQ(streamed, whole);
+    EXPECT_GT(pieces, whole.size() / (2 * piece));
+    EXPECT_LE(largest, piece + 4096); // a piece ends after the slot that filled it
+    auto copy = HnswIndex::deserialize(streamed, config(dim));
+    ASSERT_TRUE(copy.is_ok()) << copy.status().message();
+}
+
 TEST(HnswIndex, SnapshotAnswersExactlyAsTheLiveIndex) {
     const std::size_t dim = 40;
     const std::size_t n = 3000 / kScale;
