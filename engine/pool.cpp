@@ -110,8 +110,8 @@ void* chunk_zalloc(std::size_t bytes, std::size_t align, std::size_t index) {
     }
     // Fresh pages, zero by definition and populated in one call (cheaper than a page fault per
     // page on first touch, and no memset).
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                   -1, 0);
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) {
         throw std::bad_alloc();
     }

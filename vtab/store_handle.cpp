@@ -467,16 +467,14 @@ Status SharedStore::commit(const TransactionOps& tx) {
                 }
                 for (const auto& [id, before] : chunk_before_) {
                     undo.put_undo(undo_seq++, id,
-                                  before ? std::optional<std::string_view>(*before)
-                                         : std::nullopt);
+                                  before ? std::optional<std::string_view>(*before) : std::nullopt);
                 }
                 failed = db_->write(undo, storage::SyncMode::kFull);
                 if (failed.is_ok()) {
                     std::vector<Status> written(parts.size());
-                    engine::parallel_indices(engine::default_arena(), parts.size(),
-                                             [&](std::size_t k) {
-                                                 written[k] = db_->write_unlogged(parts[k]);
-                                             });
+                    engine::parallel_indices(
+                        engine::default_arena(), parts.size(),
+                        [&](std::size_t k) { written[k] = db_->write_unlogged(parts[k]); });
                     for (Status& w : written) {
                         if (failed.is_ok() && !w.is_ok()) {
                             failed = std::move(w);

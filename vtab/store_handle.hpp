@@ -232,9 +232,9 @@ private:
     // and stop_ are guarded by tail_mutex_. The builder indexes while holding mutex_ shared.
     void drain_journal();
     void save_snapshot();
-    Result<bool> load_snapshot(); // false: no usable snapshot (nothing loaded)
+    Result<bool> load_snapshot();           // false: no usable snapshot (nothing loaded)
     std::atomic<std::uint64_t> version_{0}; // data version: bumped by every episode commit
-    std::string index_source_;    // set at open, then constant
+    std::string index_source_;              // set at open, then constant
     void build_loop();
     void reset_index();
     engine::HnswConfig index_config() const;
@@ -266,7 +266,7 @@ private:
     std::unordered_map<std::string, std::uint32_t> node_of_;
     std::vector<std::string> id_of_;
     engine::EdgeGraph graph_;
-    std::vector<float> units_;                    // commit scratch: normalised embeddings
+    std::vector<float> units_; // commit scratch: normalised embeddings
     // Commit scratch (reused buffers): the chunk's records in write_parts_ batches.
     std::vector<storage::Batch> write_batches_;
     std::size_t write_parts_ = 0;

@@ -166,8 +166,7 @@ public:
     void serialize(std::string* out) const;
     // The same bytes, streamed: sink() gets them in order, in pieces of about `piece` bytes
     // (never a copy of the whole snapshot in memory).
-    void serialize_to(const std::function<void(std::string_view)>& sink,
-                      std::size_t piece) const;
+    void serialize_to(const std::function<void(std::string_view)>& sink, std::size_t piece) const;
     // Rebuilds an index from serialize()'s bytes. config.dim and config.m must match the
     // snapshot's; ef_construction and seed are taken from config. A truncated, corrupted or
     // inconsistent snapshot returns kCorruption; a config mismatch kInvalidArgument. Never reads

@@ -482,8 +482,9 @@ TEST(HnswIndex, StreamedSnapshotIsTheSameBytesInBoundedPieces) {
     const auto data = low_rank(n + n / 6, dim, 10, 11);
     HnswIndex index(config(dim));
     churn(index, data, dim, n);
-    for (std::uint32_t l = 1; l < 30; l += 3) { // labels churn() left in place
-        ASSERT_TRUE(index.remove(l)); // tombstones and pending slots in the tail
+    // Labels churn() left in place: tombstones and pending slots in the snapshot's tail.
+    for (std::uint32_t l = 1; l < 30; l += 3) {
+        ASSERT_TRUE(index.remove(l));
     }
     std::string whole;
     index.serialize(&whole);

@@ -297,8 +297,7 @@ TEST_F(StoreTest, StagedBytesLiveInOneSpillFilePerTransactionUntilDropped) {
         const std::string big(100000, 'x');
         for (int round = 0; round < 3; ++round) { // several batches append to one file
             Batch b = db.batch();
-            b.put_staged(5, round, "id" + std::to_string(round), big + std::to_string(round),
-                         true);
+            b.put_staged(5, round, "id" + std::to_string(round), big + std::to_string(round), true);
             ASSERT_TRUE(db.write_staging(b).is_ok());
         }
         EXPECT_EQ(spill_files(path_), 1U);
