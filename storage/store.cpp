@@ -20,6 +20,12 @@ void append_be64(std::string* out, std::uint64_t v) {
         out->push_back(static_cast<char>((v >> shift) & 0xFFU));
     }
 }
+void append_be32(std::string* out, std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        out->push_back(static_cast<char>((v >> shift) & 0xFFU));
+    }
+}
+// Big-endian, of the first 8 bytes (of all of them when fewer: read_be64 of 4 bytes is a be32).
 std::uint64_t read_be64(std::string_view b) {
     std::uint64_t v = 0;
     for (std::size_t i = 0; i < 8 && i < b.size(); ++i) {
@@ -92,10 +98,7 @@ struct SpillFile {
             return Status::corruption("bad staged operation reference");
         }
         const std::uint64_t offset = read_be64(where);
-        std::uint32_t n = 0;
-        for (std::size_t i = 8; i < 12; ++i) {
-            n = (n << 8) | static_cast<unsigned char>(where[i]);
-        }
+        const auto n = static_cast<std::uint32_t>(read_be64(where.substr(8)));
         bytes->resize(n);
         rocksdb::Slice got;
         ENGRAM_TRY(from_rocksdb(in->Read(offset, n, &got, bytes->data()),
@@ -206,10 +209,7 @@ void Batch::put_staged(std::uint64_t txn, std::uint64_t seq, std::string_view id
     }
     std::string where;
     append_be64(&where, part->base + part->bytes.size());
-    const auto n = static_cast<std::uint32_t>(bytes.size());
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        where.push_back(static_cast<char>((n >> shift) & 0xFFU));
-    }
+    append_be32(&where, static_cast<std::uint32_t>(bytes.size()));
     part->bytes.append(bytes);
     std::string seq_bytes;
     append_be64(&seq_bytes, seq);

@@ -1019,7 +1019,8 @@ int engram_begin(sqlite3_vtab* vtab) noexcept {
 int engram_sync(sqlite3_vtab* vtab) noexcept {
     auto* t = static_cast<EngramTable*>(vtab);
     return guard(vtab, [&]() -> Status {
-        ENGRAM_TRY(t->store->commit(TransactionOps{t->txn, t->staged, t->ops, t->base_version}));
+        ENGRAM_TRY(t->store->commit(
+            TransactionOps{t->txn, t->staged, t->ops, t->ops_bytes, t->base_version}));
         // Committed. Staged rows left behind by a failed drop are cleared at the next open.
         const Status dropped = t->reset();
         static_cast<void>(dropped);

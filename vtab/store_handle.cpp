@@ -378,18 +378,6 @@ Status SharedStore::check_ids(const TransactionOps& tx) {
     return Status::ok();
 }
 
-namespace {
-
-std::size_t tail_bytes(const TransactionOps& tx) noexcept {
-    std::size_t n = 0;
-    for (const PendingOp& op : tx.tail) {
-        n += op_bytes(op);
-    }
-    return n;
-}
-
-} // namespace
-
 Status SharedStore::commit(const TransactionOps& tx) {
     const std::size_t total = tx.staged + tx.tail.size();
     if (total == 0) {
@@ -441,7 +429,7 @@ Status SharedStore::commit(const TransactionOps& tx) {
     while (done < total && failed.is_ok()) {
         const engine::Step step =
             pacer.next({unindexed(), engine::available_memory_bytes()}, total - done);
-        if (!multi && (step.rows < total || tx.staged > 0 || tail_bytes(tx) >= kUnloggedBytes)) {
+        if (!multi && (step.rows < total || tx.staged > 0 || tx.tail_bytes >= kUnloggedBytes)) {
             multi = true;
             db_->hold_view(true); // readers keep the state before this commit until it ends
         }

@@ -72,6 +72,7 @@ struct TransactionOps {
     std::uint64_t txn = 0;
     std::size_t staged = 0;
     std::span<const PendingOp> tail;
+    std::size_t tail_bytes = 0; // op_bytes() summed over `tail`
     // SharedStore::data_version() when the transaction began: if nothing was committed since,
     // the id checks its rows passed when they were queued still hold.
     std::uint64_t base_version = 0;
