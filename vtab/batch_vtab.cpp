@@ -281,7 +281,7 @@ Status similar_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vect
         engine::simd::kernels().normalize(units[i].data(), dim);
     }
     std::vector<std::vector<std::pair<std::string, float>>> results(units.size());
-    SharedStore* store = a.store.get();
+    db::SharedStore* store = a.store.get();
     engine::parallel_indices(engine::default_arena(), units.size(), [&](std::size_t i) {
         results[i] = store->search(units[i].data(), a.k, static_cast<float>(a.threshold), a.ef,
                                    a.filter ? &*a.filter : nullptr);

@@ -9,10 +9,10 @@
 #include <variant>
 #include <vector>
 
+#include "db/shared_store.hpp"
 #include "engine/core/status.hpp"
 #include "vtab/arguments.hpp"
 #include "vtab/sqlite.hpp"
-#include "vtab/store_handle.hpp"
 #include "vtab/values.hpp"
 
 namespace engram::vtab {
@@ -27,12 +27,12 @@ OutValue to_out(const InValue& v);
 
 // Validated arguments of one statement (immutable while the cursor runs).
 struct BatchArgs {
-    std::shared_ptr<SharedStore> store;
+    std::shared_ptr<db::SharedStore> store;
     std::size_t k = 10;
     double threshold = 0.0;
     std::size_t ef = 64;
     std::size_t max_depth = 4;
-    std::optional<SearchFilter> filter;
+    std::optional<db::SearchFilter> filter;
 };
 
 struct BatchSpec {

@@ -20,8 +20,8 @@ std::string bare_name(const std::string& name) {
 }
 } // namespace
 
-Result<std::shared_ptr<SharedStore>> resolve_store(ConnectionContext* ctx,
-                                                   const std::string& name) {
+Result<std::shared_ptr<db::SharedStore>> resolve_store(ConnectionContext* ctx,
+                                                       const std::string& name) {
     const std::string key = bare_name(name);
     if (auto it = ctx->stores.find(key); it != ctx->stores.end()) {
         return it->second;

@@ -158,19 +158,19 @@ Result<engine::Cue> parse_cue(const std::string& what, const InValue& kind, cons
     return cue;
 }
 
-Result<std::optional<SearchFilter>> parse_search_filter(const std::string& what,
-                                                        const InValue& value) {
+Result<std::optional<db::SearchFilter>> parse_search_filter(const std::string& what,
+                                                            const InValue& value) {
     if (std::holds_alternative<std::monostate>(value)) {
-        return std::optional<SearchFilter>();
+        return std::optional<db::SearchFilter>();
     }
     auto j = json_object(what, value);
     if (!j) {
         return j.status();
     }
     if (j->empty()) {
-        return std::optional<SearchFilter>();
+        return std::optional<db::SearchFilter>();
     }
-    SearchFilter f;
+    db::SearchFilter f;
     for (auto it = j->begin(); it != j->end(); ++it) {
         const std::string& key = it.key();
         if (key == "from" || key == "to") {
@@ -206,7 +206,7 @@ Result<std::optional<SearchFilter>> parse_search_filter(const std::string& what,
                                    "\" (expected from, to, location, metadata, ids)");
         }
     }
-    return std::optional<SearchFilter>(std::move(f));
+    return std::optional<db::SearchFilter>(std::move(f));
 }
 
 } // namespace engram::vtab

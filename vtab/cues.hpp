@@ -5,9 +5,9 @@
 // times as unix seconds or ISO-8601. Errors name the culprit.
 #include <string>
 
+#include "db/shared_store.hpp"
 #include "engine/core/episode.hpp"
 #include "engine/core/status.hpp"
-#include "vtab/store_handle.hpp"
 #include "vtab/values.hpp"
 
 namespace engram::vtab {
@@ -20,7 +20,7 @@ Result<engine::Cue> parse_cue(const std::string& what, const InValue& kind, cons
 
 // A similarity filter from JSON: {"from": t, "to": t, "location": s, "metadata": {"key": value},
 // "ids": [id, ...]} (any subset; an empty object or NULL means no filter → nullopt).
-Result<std::optional<SearchFilter>> parse_search_filter(const std::string& what,
-                                                        const InValue& value);
+Result<std::optional<db::SearchFilter>> parse_search_filter(const std::string& what,
+                                                            const InValue& value);
 
 } // namespace engram::vtab

@@ -109,14 +109,14 @@ private:
 struct EngramTable : sqlite3_vtab {
     ConnectionContext* ctx = nullptr;
     std::string name; // lower-case
-    std::shared_ptr<SharedStore> store;
+    std::shared_ptr<db::SharedStore> store;
     // This transaction's writes, in order: the first `staged` on disk (staging transaction
     // `txn`, once the queue outgrew half of batch_memory), then `ops` in memory.
     std::uint64_t txn = 0;
     std::size_t staged = 0;
     std::uint64_t base_version = 0; // the store's data_version() at xBegin
     StagedIdFilter staged_ids;
-    std::vector<PendingOp> ops;
+    std::vector<db::PendingOp> ops;
     std::size_t ops_bytes = 0;
     std::map<std::string, std::size_t> overlay; // id → index in ops of its latest op
     std::vector<std::size_t> savepoints;        // position() at each savepoint level
@@ -124,20 +124,20 @@ struct EngramTable : sqlite3_vtab {
     std::size_t position() const { return staged + ops.size(); }
     // The latest op this transaction queued for `id`, if any (*op is set to it; it points into
     // `ops` or into *scratch).
-    Result<bool> latest_op(const std::string& id, const PendingOp** op, PendingOp* scratch,
+    Result<bool> latest_op(const std::string& id, const db::PendingOp** op, db::PendingOp* scratch,
                            std::uint64_t* staged_seq = nullptr);
     // The row this transaction sees for `id`: nullopt = absent. *touched: the transaction
     // wrote `id` (even if it then deleted it).
     Result<std::optional<engine::EpisodeRecord>> visible(const std::string& id, bool* pending,
                                                          bool* touched = nullptr);
-    void queue(PendingOp op);
+    void queue(db::PendingOp op);
     Status spill_if_needed();
     Status truncate_to(std::size_t mark);
     Status reset();
 };
 
-Result<bool> EngramTable::latest_op(const std::string& id, const PendingOp** op, PendingOp* scratch,
-                                    std::uint64_t* staged_seq) {
+Result<bool> EngramTable::latest_op(const std::string& id, const db::PendingOp** op,
+                                    db::PendingOp* scratch, std::uint64_t* staged_seq) {
     if (auto it = overlay.find(id); it != overlay.end()) {
         *op = &ops[it->second];
         return true;
@@ -152,7 +152,7 @@ Result<bool> EngramTable::latest_op(const std::string& id, const PendingOp** op,
     if (!found->has_value()) {
         return false;
     }
-    auto decoded = decode_op((*found)->second);
+    auto decoded = db::decode_op((*found)->second);
     if (!decoded) {
         return decoded.status();
     }
@@ -167,8 +167,8 @@ Result<bool> EngramTable::latest_op(const std::string& id, const PendingOp** op,
 Result<std::optional<engine::EpisodeRecord>> EngramTable::visible(const std::string& id,
                                                                   bool* pending, bool* touched) {
     *pending = false;
-    const PendingOp* op = nullptr;
-    PendingOp scratch;
+    const db::PendingOp* op = nullptr;
+    db::PendingOp scratch;
     auto queued = latest_op(id, &op, &scratch);
     if (!queued) {
         return queued.status();
@@ -177,7 +177,7 @@ Result<std::optional<engine::EpisodeRecord>> EngramTable::visible(const std::str
         *touched = queued.value();
     }
     if (queued.value()) {
-        if (op->kind == PendingOp::Kind::kDelete) {
+        if (op->kind == db::PendingOp::Kind::kDelete) {
             return std::optional<engine::EpisodeRecord>();
         }
         engine::EpisodeRecord r;
@@ -198,8 +198,8 @@ Result<std::optional<engine::EpisodeRecord>> EngramTable::visible(const std::str
     return std::optional<engine::EpisodeRecord>(std::move(rec.value()));
 }
 
-void EngramTable::queue(PendingOp op) {
-    ops_bytes += op_bytes(op);
+void EngramTable::queue(db::PendingOp op) {
+    ops_bytes += db::op_bytes(op);
     overlay[op.id] = ops.size();
     ops.push_back(std::move(op));
 }
@@ -215,11 +215,11 @@ Status EngramTable::spill_if_needed() {
     storage::Batch batch = store->db().batch();
     std::size_t bytes = 0;
     for (std::size_t i = 0; i < ops.size(); ++i) {
-        const PendingOp& op = ops[i];
-        const std::string encoded = encode_op(op);
+        const db::PendingOp& op = ops[i];
+        const std::string encoded = db::encode_op(op);
         bytes += encoded.size();
         batch.put_staged(txn, staged + i, op.id, encoded,
-                         op.kind == PendingOp::Kind::kInsert && !op.replace);
+                         op.kind == db::PendingOp::Kind::kInsert && !op.replace);
         staged_ids.add(op.id);
         if (bytes > (8U << 20)) { // bounded write batches
             ENGRAM_TRY(store->db().write_staging(batch));
@@ -230,7 +230,7 @@ Status EngramTable::spill_if_needed() {
     ENGRAM_TRY(store->db().write_staging(batch));
     staged += ops.size();
     store->count_staged(static_cast<std::int64_t>(ops.size()));
-    ops = std::vector<PendingOp>();
+    ops = std::vector<db::PendingOp>();
     overlay.clear();
     ops_bytes = 0;
     return Status::ok();
@@ -245,7 +245,7 @@ Status EngramTable::truncate_to(std::size_t mark) {
         storage::Batch batch = store->db().batch();
         std::uint64_t seq = mark;
         for (; cursor->valid() && seq < staged; cursor->next(), ++seq) {
-            auto op = decode_op(cursor->value());
+            auto op = db::decode_op(cursor->value());
             if (!op) {
                 return op.status();
             }
@@ -265,13 +265,13 @@ Status EngramTable::truncate_to(std::size_t mark) {
     ops_bytes = 0;
     for (std::size_t i = 0; i < ops.size(); ++i) {
         overlay[ops[i].id] = i;
-        ops_bytes += op_bytes(ops[i]);
+        ops_bytes += db::op_bytes(ops[i]);
     }
     return Status::ok();
 }
 
 Status EngramTable::reset() {
-    ops = std::vector<PendingOp>();
+    ops = std::vector<db::PendingOp>();
     overlay.clear();
     ops_bytes = 0;
     savepoints.clear();
@@ -303,7 +303,7 @@ public:
     bool valid() const { return cur_ != nullptr; }
     const std::string& id() const { return cur_id_; }
     // Valid until the table changes (the cursor copies the row at once).
-    const PendingOp& op() const { return *cur_; }
+    const db::PendingOp& op() const { return *cur_; }
     Status next() {
         last_ = cur_id_;
         started_ = true;
@@ -340,7 +340,7 @@ private:
         const auto mem = started_ ? t_->overlay.upper_bound(last_) : t_->overlay.begin();
         const bool have_mem = mem != t_->overlay.end();
         if (staged_id && (!have_mem || *staged_id < mem->first)) {
-            const PendingOp* op = nullptr;
+            const db::PendingOp* op = nullptr;
             auto found = t_->latest_op(*staged_id, &op, &staged_op_);
             if (!found) {
                 return found.status();
@@ -364,9 +364,9 @@ private:
     std::string last_; // the id yielded last (when started_)
     std::unique_ptr<storage::EpisodeCursor> staged_;
     std::size_t staged_count_ = 0; // t_->staged when staged_ was created
-    PendingOp staged_op_;
+    db::PendingOp staged_op_;
     std::string cur_id_;
-    const PendingOp* cur_ = nullptr;
+    const db::PendingOp* cur_ = nullptr;
 };
 
 struct EngramCursor : sqlite3_vtab_cursor {
@@ -447,7 +447,7 @@ Status parse_bytes(const std::string& key, const std::string& v, unsigned long l
     return Status::ok();
 }
 
-Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOptions* o) {
+Status parse_options(sqlite3* conn, int argc, const char* const* argv, db::StoreOptions* o) {
     const std::string schema = argv[1];
     const std::string table = argv[2];
     std::map<std::string, bool> seen;
@@ -532,12 +532,12 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
                                    "max_unindexed)");
         }
     }
-    const char* file = sqlite3_db_filename(db, schema.c_str());
+    const char* file = sqlite3_db_filename(conn, schema.c_str());
     if (!has_path) {
         if (file == nullptr || file[0] == '\0') {
             o->in_memory = true;
             char buf[64];
-            std::snprintf(buf, sizeof buf, "%p", static_cast<void*>(db));
+            std::snprintf(buf, sizeof buf, "%p", static_cast<void*>(conn));
             // A name in the store's private in-memory file system (which wants absolute paths).
             o->path = "/engram-memory/" + std::string(buf) + "/" + schema + "." + table;
         } else {
@@ -549,19 +549,19 @@ Status parse_options(sqlite3* db, int argc, const char* const* argv, StoreOption
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
-int engram_init(sqlite3* db, void* aux, int argc, const char* const* argv, sqlite3_vtab** out,
+int engram_init(sqlite3* conn, void* aux, int argc, const char* const* argv, sqlite3_vtab** out,
                 char** pz_err) noexcept {
     return guard_err(pz_err, [&]() -> Status {
-        StoreOptions options;
-        ENGRAM_TRY(parse_options(db, argc, argv, &options));
-        auto store = SharedStore::acquire(options);
+        db::StoreOptions options;
+        ENGRAM_TRY(parse_options(conn, argc, argv, &options));
+        auto store = db::SharedStore::acquire(options);
         if (!store) {
             return store.status();
         }
-        if (sqlite3_declare_vtab(db, kSchema) != SQLITE_OK) {
+        if (sqlite3_declare_vtab(conn, kSchema) != SQLITE_OK) {
             return Status::internal("declaring the engram table failed");
         }
-        sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
+        sqlite3_vtab_config(conn, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
         auto table = std::make_unique<EngramTable>();
         table->ctx = static_cast<ConnectionContext*>(aux);
         table->name = lower(argv[2]);
@@ -569,10 +569,10 @@ int engram_init(sqlite3* db, void* aux, int argc, const char* const* argv, sqlit
         table->ctx->stores[table->name] = table->store;
         EngramTable* raw = table.get();
         table->ctx->pending_ids[table->name] = [raw](const std::string& id) {
-            const PendingOp* op = nullptr;
-            PendingOp scratch;
+            const db::PendingOp* op = nullptr;
+            db::PendingOp scratch;
             auto queued = raw->latest_op(id, &op, &scratch);
-            return queued.is_ok() && queued.value() && op->kind != PendingOp::Kind::kDelete;
+            return queued.is_ok() && queued.value() && op->kind != db::PendingOp::Kind::kDelete;
         };
         *out = table.release(); // owned by SQLite until xDisconnect/xDestroy
         return Status::ok();
@@ -669,8 +669,8 @@ Status scan_settle(EngramCursor* c) {
             c->eof = false;
             return Status::ok();
         }
-        const PendingOp& op = c->queued.op();
-        if (op.kind == PendingOp::Kind::kDelete) {
+        const db::PendingOp& op = c->queued.op();
+        if (op.kind == db::PendingOp::Kind::kDelete) {
             if (order == 0) {
                 c->committed->next();
             }
@@ -901,8 +901,8 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
             if (!rec->has_value()) {
                 return Status::ok();
             }
-            PendingOp op;
-            op.kind = PendingOp::Kind::kDelete;
+            db::PendingOp op;
+            op.kind = db::PendingOp::Kind::kDelete;
             op.id = id;
             t->queue(std::move(op));
             return t->spill_if_needed();
@@ -914,8 +914,8 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                 return Status::invalid("row " + std::to_string(position) +
                                        " of the transaction: id must not be NULL");
             }
-            PendingOp op;
-            op.kind = PendingOp::Kind::kInsert;
+            db::PendingOp op;
+            op.kind = db::PendingOp::Kind::kInsert;
             op.id = read_text(cols[kId]);
             if (op.id.empty()) {
                 return Status::invalid("row " + std::to_string(position) +
@@ -970,7 +970,7 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
         if (!current->has_value()) {
             return Status::ok();
         }
-        PendingOp op;
+        db::PendingOp op;
         op.id = old_id;
         ENGRAM_TRY(read_episode(cols, dim, &(*current)->episode, "row " + quote_text(old_id),
                                 &op.episode));
@@ -978,14 +978,14 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
         if (pending) {
             // Updating a row inserted in this transaction: rewrite the queued insert in place.
             if (auto it = t->overlay.find(old_id); it != t->overlay.end()) {
-                PendingOp& queued = t->ops[it->second];
-                t->ops_bytes -= std::min(t->ops_bytes, op_bytes(queued));
+                db::PendingOp& queued = t->ops[it->second];
+                t->ops_bytes -= std::min(t->ops_bytes, db::op_bytes(queued));
                 queued.episode = std::move(op.episode);
-                t->ops_bytes += op_bytes(queued);
+                t->ops_bytes += db::op_bytes(queued);
                 return Status::ok();
             }
-            const PendingOp* staged = nullptr;
-            PendingOp scratch;
+            const db::PendingOp* staged = nullptr;
+            db::PendingOp scratch;
             std::uint64_t seq = 0;
             auto found = t->latest_op(old_id, &staged, &scratch, &seq);
             if (!found) {
@@ -996,11 +996,11 @@ int engram_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
             }
             scratch.episode = std::move(op.episode);
             storage::Batch batch = t->store->db().batch();
-            batch.put_staged(t->txn, seq, old_id, encode_op(scratch),
-                             scratch.kind == PendingOp::Kind::kInsert && !scratch.replace);
+            batch.put_staged(t->txn, seq, old_id, db::encode_op(scratch),
+                             scratch.kind == db::PendingOp::Kind::kInsert && !scratch.replace);
             return t->store->db().write_staging(batch);
         }
-        op.kind = PendingOp::Kind::kUpdate;
+        op.kind = db::PendingOp::Kind::kUpdate;
         t->queue(std::move(op));
         return t->spill_if_needed();
     });
@@ -1020,7 +1020,7 @@ int engram_sync(sqlite3_vtab* vtab) noexcept {
     auto* t = static_cast<EngramTable*>(vtab);
     return guard(vtab, [&]() -> Status {
         ENGRAM_TRY(t->store->commit(
-            TransactionOps{t->txn, t->staged, t->ops, t->ops_bytes, t->base_version}));
+            db::TransactionOps{t->txn, t->staged, t->ops, t->ops_bytes, t->base_version}));
         // Committed. Staged rows left behind by a failed drop are cleared at the next open.
         const Status dropped = t->reset();
         static_cast<void>(dropped);

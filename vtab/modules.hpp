@@ -3,9 +3,13 @@
 #include <string>
 #include <vector>
 
+#include "db/shared_store.hpp"
 #include "engine/core/status.hpp"
 #include "vtab/sqlite.hpp"
-#include "vtab/store_handle.hpp"
+
+namespace engram::db {
+struct SpreadSeed;
+} // namespace engram::db
 
 namespace engram::vtab {
 
@@ -23,9 +27,8 @@ struct ConnectionContext;
 void* make_tvf_aux(ConnectionContext* ctx, const TvfSpec* spec);
 void destroy_tvf_aux(void* aux);
 
-struct SpreadSeed;
 // Seeds of engram_spread: a JSON array of ids or of {"id", "activation"} objects.
-Result<std::vector<SpreadSeed>> parse_seeds(const std::string& text);
+Result<std::vector<db::SpreadSeed>> parse_seeds(const std::string& text);
 
 // Scalar functions; returns the first failing SQLite code or SQLITE_OK.
 int register_functions(sqlite3* db, void* ctx);

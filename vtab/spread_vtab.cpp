@@ -37,7 +37,7 @@ namespace {
 struct EdgesTable : sqlite3_vtab {
     ConnectionContext* ctx = nullptr;
     std::string store_name;
-    std::vector<EdgeOp> ops;                                            // this transaction's writes
+    std::vector<db::EdgeOp> ops;                                        // this transaction's writes
     std::map<std::pair<std::string, std::string>, std::size_t> overlay; // → latest op
     std::vector<std::size_t> savepoints;
     // rowid ↔ edge for the rows scans have produced in this transaction / statement
@@ -65,7 +65,7 @@ struct EdgesCursor : sqlite3_vtab_cursor {
     sqlite3_int64 first_rowid = 0;
 };
 
-Result<std::shared_ptr<SharedStore>> edges_store(EdgesTable* t) {
+Result<std::shared_ptr<db::SharedStore>> edges_store(EdgesTable* t) {
     return resolve_store(t->ctx, t->store_name);
 }
 
@@ -172,7 +172,7 @@ int edges_filter(sqlite3_vtab_cursor* cur, int idx_num, const char*, int argc,
             if (by_src && edge.first != src) {
                 continue;
             }
-            const EdgeOp& op = t->ops[index];
+            const db::EdgeOp& op = t->ops[index];
             if (op.remove) {
                 rows.erase(edge);
             } else {
@@ -222,7 +222,7 @@ int edges_rowid(sqlite3_vtab_cursor* cur, sqlite3_int64* rowid) noexcept {
     return SQLITE_OK;
 }
 
-Status queue(EdgesTable* t, EdgeOp op) {
+Status queue(EdgesTable* t, db::EdgeOp op) {
     t->ops.push_back(op);
     t->overlay[{op.src, op.dst}] = t->ops.size() - 1;
     return Status::ok();
@@ -244,13 +244,13 @@ int edges_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
             if (!e) {
                 return e.status();
             }
-            return queue(t, EdgeOp{true, e->first, e->second, 0.0});
+            return queue(t, db::EdgeOp{true, e->first, e->second, 0.0});
         }
         if (sqlite3_value_type(argv[2]) != SQLITE_TEXT ||
             sqlite3_value_type(argv[3]) != SQLITE_TEXT) {
             return Status::invalid("engram_edges: src and dst must be memory ids (TEXT)");
         }
-        EdgeOp op{false, read_text(argv[2]), read_text(argv[3]), 0.0};
+        db::EdgeOp op{false, read_text(argv[2]), read_text(argv[3]), 0.0};
         const std::string name = "edge " + op.src + " -> " + op.dst;
         const int wt = sqlite3_value_type(argv[4]);
         const double w = wt == SQLITE_NULL ? 1.0 : sqlite3_value_double(argv[4]);
@@ -282,7 +282,7 @@ int edges_update(sqlite3_vtab* vtab, int argc, sqlite3_value** argv,
                 return e.status();
             }
             if (*e != std::make_pair(op.src, op.dst)) {
-                ENGRAM_TRY(queue(t, EdgeOp{true, e->first, e->second, 0.0}));
+                ENGRAM_TRY(queue(t, db::EdgeOp{true, e->first, e->second, 0.0}));
             }
         }
         return queue(t, op);
@@ -335,7 +335,7 @@ Status spread_bind(sqlite3_value** args, BatchArgs* out) {
 
 Status spread_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vector<OutRow>* out) {
     // Consecutive rows with the same set id form one seed set.
-    std::vector<std::vector<SpreadSeed>> sets;
+    std::vector<std::vector<db::SpreadSeed>> sets;
     std::vector<std::size_t> first_row;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
         const InRow& r = inputs[i];
@@ -361,7 +361,7 @@ Status spread_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vecto
             return Status::invalid("engram_spread_batch set " + describe(inputs[first_row[s]][0]) +
                                    ": " + results[s].status().message());
         }
-        for (const SpreadRow& row : results[s].value()) {
+        for (const db::SpreadRow& row : results[s].value()) {
             out->push_back(OutRow{set_id, row.id, row.activation,
                                   static_cast<std::int64_t>(row.depth), row.confidence});
         }
@@ -386,7 +386,7 @@ const BatchSpec kSpreadBatch = {
 };
 
 // Seeds of engram_spread: a JSON array of ids or of {"id": ..., "activation": ...} objects.
-Result<std::vector<SpreadSeed>> parse_seeds(const std::string& text) {
+Result<std::vector<db::SpreadSeed>> parse_seeds(const std::string& text) {
     const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     auto bad = [&] {
         return Status::invalid("engram_spread argument seeds: expected a JSON array of ids or of "
@@ -396,7 +396,7 @@ Result<std::vector<SpreadSeed>> parse_seeds(const std::string& text) {
     if (j.is_discarded() || !j.is_array()) {
         return bad();
     }
-    std::vector<SpreadSeed> seeds;
+    std::vector<db::SpreadSeed> seeds;
     for (const auto& e : j) {
         if (e.is_string()) {
             seeds.push_back({e.get<std::string>(), 1.0});

@@ -46,8 +46,8 @@ std::string arg_name(const TvfSpec* s, int i) {
     return std::string(s->name) + " argument " + s->args[i];
 }
 
-Result<std::shared_ptr<SharedStore>> store_arg(ConnectionContext* ctx, const TvfSpec* spec,
-                                               sqlite3_value* v) {
+Result<std::shared_ptr<db::SharedStore>> store_arg(ConnectionContext* ctx, const TvfSpec* spec,
+                                                   sqlite3_value* v) {
     if (v == nullptr || sqlite3_value_type(v) != SQLITE_TEXT) {
         return Status::invalid(arg_name(spec, 0) + ": expected the name of an engram table");
     }
@@ -104,7 +104,7 @@ Status run_similar(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row
         }
         threshold = t.value();
     }
-    SharedStore& s = **store;
+    db::SharedStore& s = **store;
     std::size_t ef = static_cast<std::size_t>(s.options().ef_search);
     if (args[4] != nullptr) {
         auto e = int_arg(&kSimilar, 4, args[4], 1);
@@ -179,13 +179,13 @@ Status run_spread(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>
         }
         threshold = t.value();
     }
-    auto results = (*store)->spread(std::span<const std::vector<SpreadSeed>>(&seeds.value(), 1),
+    auto results = (*store)->spread(std::span<const std::vector<db::SpreadSeed>>(&seeds.value(), 1),
                                     depth, threshold);
     if (!results[0]) {
         return Status(results[0].status().code(),
                       "engram_spread: " + results[0].status().message());
     }
-    for (const SpreadRow& r : results[0].value()) {
+    for (const db::SpreadRow& r : results[0].value()) {
         rows->push_back(Row{r.id, r.activation, static_cast<std::int64_t>(r.depth), r.confidence});
     }
     return Status::ok();
@@ -207,9 +207,9 @@ Status run_stats(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row>*
     if (!store) {
         return store.status();
     }
-    SharedStore& s = **store;
-    const StoreStats st = s.stats();
-    const StoreOptions& o = s.options();
+    db::SharedStore& s = **store;
+    const db::StoreStats st = s.stats();
+    const db::StoreOptions& o = s.options();
     const auto dedup = o.memory.dedup_threshold;
     rows->push_back(Row{
         o.in_memory ? std::string(":memory:") : o.path,
@@ -241,7 +241,7 @@ Status run_batches(ConnectionContext* ctx, sqlite3_value** args, std::vector<Row
     if (!store) {
         return store.status();
     }
-    for (const BatchReport& b : (*store)->batches()) {
+    for (const db::BatchReport& b : (*store)->batches()) {
         rows->push_back(Row{b.seq, b.size, b.successful, b.degraded, b.deduplicated, b.evicted,
                             b.updated, b.deleted, b.ms, b.peak_pressure, b.simd, b.staged, b.chunks,
                             b.mode, b.waited_ms});
