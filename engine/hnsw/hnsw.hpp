@@ -184,16 +184,17 @@ private:
     using Node = hnsw_detail::Node;
     using Chunk = hnsw_detail::Chunk;
 
-    // -- storage --------------------------------------------------------------------------------
-    Node& node(std::uint32_t slot) const noexcept;
-    const std::int8_t* codes(std::uint32_t slot) const noexcept;
-    float inv_scale(std::uint32_t slot) const noexcept;
-    bool allocated(std::uint32_t slot) const noexcept;     // its chunk exists
-    std::uint8_t state(std::uint32_t slot) const noexcept; // kFree / kLive / kRemoved
-    void set_state(std::uint32_t slot, std::uint8_t state) noexcept;
-    const float* row(std::uint32_t slot) const noexcept;
+    // -- storage (inline, defined in hnsw_internal.hpp for the files of the index)
+    // --------------------------------------------------------------------------------
+    inline Node& node(std::uint32_t slot) const noexcept;
+    inline const std::int8_t* codes(std::uint32_t slot) const noexcept;
+    inline float inv_scale(std::uint32_t slot) const noexcept;
+    inline bool allocated(std::uint32_t slot) const noexcept;     // its chunk exists
+    inline std::uint8_t state(std::uint32_t slot) const noexcept; // kFree / kLive / kRemoved
+    inline void set_state(std::uint32_t slot, std::uint8_t state) noexcept;
+    inline const float* row(std::uint32_t slot) const noexcept;
     // The link list of slot at a level: [0] = count, then the ids.
-    std::uint32_t* links(std::uint32_t slot, std::size_t level) const noexcept;
+    inline std::uint32_t* links(std::uint32_t slot, std::size_t level) const noexcept;
     std::size_t max_links(std::size_t level) const noexcept { return level == 0 ? m0_ : m_; }
     std::uint32_t allocate_slot();
     void ensure_chunk(std::size_t chunk);
@@ -201,8 +202,8 @@ private:
     std::uint8_t random_level();
 
     // -- graph ----------------------------------------------------------------------------------
-    float score(const Query& q, std::uint32_t slot) const noexcept;
-    float score(std::uint32_t a, std::uint32_t b) const noexcept;
+    inline float score(const Query& q, std::uint32_t slot) const noexcept;
+    inline float score(std::uint32_t a, std::uint32_t b) const noexcept;
     void greedy(const Query& q, std::size_t level, Candidate* cur) const;
     // Beam search at one level from s.entries: the ef best live nodes that pass the filter (if
     // any) end in s.results (a heap, worst on top).
