@@ -3,14 +3,20 @@
 // HOW IT WORKS
 //   The hot tier journals every slot it fills or frees (TierEvent). drain_journal(), called with
 //   the store's write lock at the end of each commit chunk, turns the journal into slot states
-//   (state_: 0 none, 1 waiting in tail_, 2 indexed), removes replaced or freed slots from the
-//   graph (tombstones; a purge is requested when they reach the threshold) and wakes the builder.
-//   build_loop() takes up to 16 waiting slots at a time and inserts them in parallel in a
-//   low-priority arena while holding the store lock shared; it steps aside whenever a commit
-//   waits for the lock (writers_waiting_), putting back the slots it had not begun.
+//   (state_: 0 none, 1 waiting, 2 indexed) and appends new slots to tail_, removes replaced or
+//   freed slots from the graph (tombstones; a purge is requested when they reach the threshold),
+//   compacts tail_ to the slots still waiting, and wakes the builder.
+//   build_loop() takes the next waiting slots from tail_head_ on (8 per core) and inserts them in
+//   parallel in a low-priority arena as wide as the machine while holding the store lock shared;
+//   it steps aside whenever a commit waits for the lock (writers_waiting_), leaving the slots it
+//   had not begun waiting. A slot becomes state 2 only once it is in the graph, and tail_head_
+//   only moves past slots that are not waiting, so a search that lists the waiting slots from
+//   tail_head_ (collect_unindexed) and walks the graph misses none: it needs no lock but the
+//   store's shared one, and its cost is the tail's, not the store's.
 #include "db/shared_store.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "engine/batch/executor.hpp"
@@ -34,6 +40,7 @@ void SharedStore::reset_index() {
     std::lock_guard<std::mutex> g(tail_mutex_);
     index_ = std::make_unique<engine::HnswIndex>(index_config());
     tail_.clear();
+    tail_head_ = 0;
     state_.clear();
     waiting_ = 0;
     indexed_count_ = 0;
@@ -41,8 +48,30 @@ void SharedStore::reset_index() {
     memory_->hot().set_journal(&journal_);
 }
 
+namespace {
+std::uint8_t load_state(const std::vector<std::uint8_t>& state, std::uint32_t slot) noexcept {
+    // Written by the builder under the store's shared lock while searches read it.
+    return std::atomic_ref<const std::uint8_t>(state[slot]).load(std::memory_order_acquire);
+}
+} // namespace
+
+void SharedStore::collect_unindexed(std::vector<std::uint32_t>* out) const {
+    out->clear();
+    const std::size_t end = tail_.size();
+    for (std::size_t p = tail_head_.load(std::memory_order_acquire); p < end; ++p) {
+        if (load_state(state_, tail_[p]) == 1) {
+            out->push_back(tail_[p]);
+        }
+    }
+    // A slot freed and filled again may be listed twice (its old entry and its new one).
+    if (out->size() > 1 && !std::is_sorted(out->begin(), out->end())) {
+        std::sort(out->begin(), out->end());
+    }
+    out->erase(std::unique(out->begin(), out->end()), out->end());
+}
+
 void SharedStore::drain_journal() {
-    // Called with mutex_ held exclusively: the builder is not indexing now.
+    // Called with mutex_ held exclusively: the builder is not indexing now, no search runs.
     std::lock_guard<std::mutex> g(tail_mutex_);
     bool removed = false;
     for (const engine::TierEvent& ev : journal_) {
@@ -66,6 +95,22 @@ void SharedStore::drain_journal() {
         }
     }
     journal_.clear();
+    // Compact: drop the entries the builder has taken and the stale ones, so that the list
+    // searches walk is the unindexed tail (plus what the builder indexes until the next commit).
+    const std::size_t head = tail_head_.load();
+    if (head > 0 || tail_.size() > 2 * waiting_ + 1024) {
+        std::size_t w = 0;
+        for (std::size_t p = head; p < tail_.size(); ++p) {
+            if (state_[tail_[p]] == 1) {
+                tail_[w++] = tail_[p];
+            }
+        }
+        tail_.resize(w);
+        tail_head_ = 0;
+        if (tail_.capacity() > 4 * (tail_.size() + 1024)) {
+            tail_.shrink_to_fit();
+        }
+    }
     if (removed && index_->purge_due()) {
         purge_wanted_ = true;
     }
@@ -75,12 +120,15 @@ void SharedStore::drain_journal() {
 }
 
 void SharedStore::build_loop() {
-    constexpr std::size_t kChunk = 16; // slots indexed per hold of the shared lock (commits wait)
+    // Slots indexed per hold of the shared lock (a waiting commit stops a chunk early).
+    const std::size_t chunk =
+        std::max<std::size_t>(16, 8 * static_cast<std::size_t>(engine::default_arena_threads()));
     std::vector<std::uint32_t> work;
+    std::vector<std::uint8_t> done;
     for (;;) {
         {
             std::unique_lock<std::mutex> g(tail_mutex_);
-            tail_cv_.wait(g, [&] { return stop_ || !tail_.empty() || purge_wanted_; });
+            tail_cv_.wait(g, [&] { return stop_ || waiting_ > 0 || purge_wanted_; });
             if (stop_) {
                 return;
             }
@@ -103,10 +151,17 @@ void SharedStore::build_loop() {
         work.clear();
         {
             std::lock_guard<std::mutex> g(tail_mutex_);
-            while (!tail_.empty() && work.size() < kChunk) {
-                const std::uint32_t slot = tail_.front();
-                tail_.pop_front();
-                if (state_[slot] == 1 && std::find(work.begin(), work.end(), slot) == work.end()) {
+            // Skip the taken prefix, then take the next waiting slots (slots a yielded chunk
+            // did not begin are still in state 1 and are taken again).
+            std::size_t head = tail_head_.load();
+            while (head < tail_.size() && load_state(state_, tail_[head]) != 1) {
+                ++head;
+            }
+            tail_head_.store(head, std::memory_order_release);
+            for (std::size_t p = head; p < tail_.size() && work.size() < chunk; ++p) {
+                const std::uint32_t slot = tail_[p];
+                if (load_state(state_, slot) == 1 &&
+                    std::find(work.begin(), work.end(), slot) == work.end()) {
                     work.push_back(slot);
                 }
             }
@@ -114,8 +169,8 @@ void SharedStore::build_loop() {
         }
         const engine::HotTier& hot = memory_->hot();
         // A commit that starts waiting for the store lock stops the chunk: the slots not
-        // begun yet go back to the front of the tail (one insert per thread at most delays it).
-        std::vector<std::uint8_t> done(work.size(), 0);
+        // begun yet stay waiting (one insert per thread at most delays it).
+        done.assign(work.size(), 0);
         engine::parallel_indices(engine::background_arena(), work.size(), [&](std::size_t i) {
             if (writers_waiting_.load(std::memory_order_relaxed) > 0) {
                 return;
@@ -126,14 +181,19 @@ void SharedStore::build_loop() {
         {
             std::lock_guard<std::mutex> g(tail_mutex_);
             std::size_t indexed = 0;
-            for (std::size_t i = work.size(); i-- > 0;) {
+            for (std::size_t i = 0; i < work.size(); ++i) {
                 if (done[i] != 0) {
-                    state_[work[i]] = 2;
+                    // In the graph before searches stop scanning it exactly.
+                    std::atomic_ref<std::uint8_t>(state_[work[i]])
+                        .store(2, std::memory_order_release);
                     ++indexed;
-                } else {
-                    tail_.push_front(work[i]);
                 }
             }
+            std::size_t head = tail_head_.load();
+            while (head < tail_.size() && load_state(state_, tail_[head]) != 1) {
+                ++head;
+            }
+            tail_head_.store(head, std::memory_order_release);
             waiting_ -= indexed;
             indexed_count_ += static_cast<std::int64_t>(indexed);
             building_ = false;

@@ -1,10 +1,15 @@
 // Queries over the hot memories: similarity search and recall.
 //
 // HOW IT WORKS
-//   search() merges two parts under the store's shared lock: the graph index's answer (HNSW,
-//   beam ef, the filter applied during the walk) and an exact scan of the memories the builder
-//   has not indexed yet, so a memory is searchable as soon as its commit returns. Scores are
-//   clamped cosines; ties go to the smallest id.
+//   search() merges two parts under the store's shared lock (and no other lock): the graph
+//   index's answer (HNSW, beam ef, the filter applied during the walk) and an exact scan of the
+//   memories the builder has not indexed yet (the tail list of db/index.cpp, not a walk over
+//   the store), so a memory is searchable as soon as its commit returns. The tail is scored
+//   with the blocked kernel (dot_block), for up to 32 queries at a time in search_batch(), and
+//   the rows that can be in the top k are rescored with the canonical `dot`: single and batch
+//   searches report the same scores. Scores are clamped cosines; ties go to the smallest id.
+//   Buffers are per thread and reused: a warm search allocates its result only (and the
+//   graph's result list).
 //   recall() builds a view of every hot memory (and of the cold ones when a cue asks for them,
 //   read from storage) and runs the cues in parallel with engine/recall (DESIGN §2 scores).
 #include "db/shared_store.hpp"
@@ -14,6 +19,8 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <span>
 
 #include "db/util.hpp"
 #include "engine/batch/executor.hpp"
@@ -24,24 +31,53 @@
 
 namespace engram::db {
 
-std::vector<std::pair<std::string, float>> SharedStore::search(const float* unit, std::size_t k,
-                                                               float threshold, std::size_t ef,
-                                                               const SearchFilter* filter) {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
-    const engine::HotTier& hot = memory_->hot();
+namespace {
+
+// Scores a tail row must reach to be rescored: the exact `dot` rescoring decides, so blocked
+// kernels (another summation order) only screen, with this margin (far above rounding).
+constexpr float kSlack = 1e-3F;
+constexpr std::size_t kQueryBlock = 32; // queries scored together against the tail
+
+// Reused per thread (SQL callers and arena workers): a warm search allocates only its result.
+struct SearchScratch {
+    std::vector<std::uint32_t> pending;           // the unindexed tail, filtered
+    std::vector<float> scores;                    // a block of blocked-kernel scores
+    std::vector<std::vector<engine::Match>> tail; // per query of a block: tail candidates
     std::vector<engine::Match> found;
-    if (k == 0 || hot.count() == 0) {
-        return {};
+};
+SearchScratch& scratch() {
+    thread_local SearchScratch s;
+    return s;
+}
+
+// Keeps the candidates of one query that can still be among its k best: those within kSlack of
+// the k-th best screening score.
+void prune(std::vector<engine::Match>* c, std::size_t k) {
+    if (c->size() <= k) {
+        return;
     }
+    auto by_score = [](const engine::Match& a, const engine::Match& b) {
+        return a.score > b.score;
+    };
+    std::nth_element(c->begin(), c->begin() + static_cast<std::ptrdiff_t>(k - 1), c->end(),
+                     by_score);
+    const float floor = (*c)[k - 1].score - kSlack;
+    c->erase(std::remove_if(c->begin() + static_cast<std::ptrdiff_t>(k), c->end(),
+                            [&](const engine::Match& m) { return m.score < floor; }),
+             c->end());
+}
+
+} // namespace
+
+// The filter of one search call, prepared once (lower-cased location, parsed metadata value).
+struct SharedStore::FilterContext {
+    const SharedStore* store = nullptr;
+    const SearchFilter* filter = nullptr;
     std::string location;
     nlohmann::json wanted;
-    if (filter != nullptr && filter->location) {
-        location = detail::ascii_lower(*filter->location);
-    }
-    if (filter != nullptr && filter->metadata_key) {
-        wanted = nlohmann::json::parse(filter->metadata_value, nullptr, false);
-    }
-    auto accept_slot = [&](std::uint32_t slot) {
+
+    bool accept(std::uint32_t slot) const {
+        const engine::HotTier& hot = store->memory_->hot();
         const engine::SlotInfo& info = hot.info(slot);
         if (filter->from && info.occurred_at < *filter->from) {
             return false;
@@ -53,8 +89,9 @@ std::vector<std::pair<std::string, float>> SharedStore::search(const float* unit
             return false;
         }
         static const SlotText kNone;
-        const SlotText& t = slot < texts_.size() ? texts_[slot] : kNone;
-        if (filter->location && detail::ascii_lower(t.location).find(location) == std::string::npos) {
+        const SlotText& t = slot < store->texts_.size() ? store->texts_[slot] : kNone;
+        if (filter->location &&
+            detail::ascii_lower(t.location).find(location) == std::string::npos) {
             return false;
         }
         if (filter->metadata_key) {
@@ -65,65 +102,170 @@ std::vector<std::pair<std::string, float>> SharedStore::search(const float* unit
             }
         }
         return true;
-    };
-    // Exact part: memories not in the graph yet.
-    std::vector<std::uint32_t> pending;
-    {
-        std::lock_guard<std::mutex> g(tail_mutex_);
-        pending.reserve(waiting_);
-        for (std::uint32_t slot = 0; slot < state_.size(); ++slot) {
-            if (state_[slot] == 1) {
-                pending.push_back(slot);
+    }
+};
+
+void SharedStore::score_tail(const float* qs, std::size_t qstride, std::size_t nq,
+                             std::span<const std::uint32_t> pending, float threshold, std::size_t k,
+                             std::vector<float>* scores, std::vector<engine::Match>* cands) const {
+    const engine::HotTier& hot = memory_->hot();
+    const engine::simd::KernelTable& kt = engine::simd::kernels();
+    const std::size_t dim = hot.dim();
+    const float screen = threshold - kSlack;
+    const std::size_t keep = std::max<std::size_t>(4 * k, 256);
+    for (std::size_t a = 0; a < nq; ++a) {
+        cands[a].clear();
+    }
+    // Runs of consecutive slots inside one hot-tier chunk are contiguous rows: one blocked
+    // product per run (a bulk commit's tail is mostly one run per chunk).
+    for (std::size_t p = 0; p < pending.size();) {
+        const std::uint32_t first = pending[p];
+        std::size_t nr = 1;
+        while (p + nr < pending.size() && pending[p + nr] == first + nr &&
+               (first + nr) % engine::HotTier::kChunkRows != 0 && nr < 256) {
+            ++nr;
+        }
+        scores->resize(nq * nr);
+        kt.dot_block(qs, qstride, nq, hot.row(first), hot.stride(), nr, dim, scores->data());
+        for (std::size_t a = 0; a < nq; ++a) {
+            const float* row = scores->data() + a * nr;
+            for (std::size_t r = 0; r < nr; ++r) {
+                if (row[r] >= screen) {
+                    cands[a].push_back({static_cast<std::uint32_t>(first + r), row[r]});
+                }
+            }
+            if (cands[a].size() > 2 * keep) {
+                prune(&cands[a], k);
             }
         }
+        p += nr;
     }
-    const engine::simd::KernelTable& kt = engine::simd::kernels();
-    for (std::uint32_t slot : pending) {
-        const engine::SlotInfo& info = hot.info(slot);
-        if (!info.live || (filter != nullptr && !accept_slot(slot))) {
-            continue;
+    // The survivors are rescored with the canonical kernel (what a single search reports).
+    for (std::size_t a = 0; a < nq; ++a) {
+        prune(&cands[a], k);
+        const float* q = qs + a * qstride;
+        std::size_t w = 0;
+        for (const engine::Match& m : cands[a]) {
+            const float score = std::clamp(kt.dot(q, hot.row(m.slot), dim), -1.0F, 1.0F);
+            if (score >= threshold) {
+                cands[a][w++] = {m.slot, score};
+            }
         }
-        const float score = std::clamp(kt.dot(unit, hot.row(slot), hot.dim()), -1.0F, 1.0F);
-        if (score >= threshold) {
-            found.push_back({slot, score});
+        cands[a].resize(w);
+    }
+}
+
+void SharedStore::pending_slots(const FilterContext* fc, std::vector<std::uint32_t>* out) const {
+    collect_unindexed(out);
+    const engine::HotTier& hot = memory_->hot();
+    std::size_t w = 0;
+    for (const std::uint32_t slot : *out) {
+        if (hot.info(slot).live && (fc == nullptr || fc->accept(slot))) {
+            (*out)[w++] = slot;
         }
     }
-    // Graph part.
+    out->resize(w);
+}
+
+SharedStore::Hits SharedStore::finish_search(const float* unit, std::size_t k, float threshold,
+                                             std::size_t ef, const FilterContext* fc,
+                                             std::vector<engine::Match>* found) const {
+    const engine::HotTier& hot = memory_->hot();
+    // Graph part. The filter is a pointer-sized capture: no allocation for the std::function.
     std::function<bool(std::uint32_t)> accept;
-    if (filter != nullptr) {
-        accept = accept_slot;
+    if (fc != nullptr) {
+        accept = [fc](std::uint32_t slot) { return fc->accept(slot); };
     }
-    for (const auto& [slot, raw] :
-         index_->search(unit, k, ef, filter != nullptr ? &accept : nullptr)) {
+    for (const auto& [slot, raw] : index_->search(unit, k, ef, fc != nullptr ? &accept : nullptr)) {
         const float score = std::clamp(raw, -1.0F, 1.0F);
         if (score >= threshold) {
-            found.push_back({slot, score});
+            found->push_back({slot, score});
         }
     }
     // A slot the builder is indexing right now can come from both parts: keep it once.
-    std::sort(found.begin(), found.end(), [](const engine::Match& a, const engine::Match& b) {
+    std::sort(found->begin(), found->end(), [](const engine::Match& a, const engine::Match& b) {
         return a.slot != b.slot ? a.slot < b.slot : a.score > b.score;
     });
-    found.erase(std::unique(found.begin(), found.end(),
-                            [](const engine::Match& a, const engine::Match& b) {
-                                return a.slot == b.slot;
-                            }),
-                found.end());
-    std::sort(found.begin(), found.end(), [&](const engine::Match& a, const engine::Match& b) {
+    found->erase(std::unique(found->begin(), found->end(),
+                             [](const engine::Match& a, const engine::Match& b) {
+                                 return a.slot == b.slot;
+                             }),
+                 found->end());
+    auto better = [&](const engine::Match& a, const engine::Match& b) {
         if (a.score != b.score) {
             return a.score > b.score;
         }
         return hot.info(a.slot).id < hot.info(b.slot).id;
-    });
-    if (found.size() > k) {
-        found.resize(k);
-    }
-    std::vector<std::pair<std::string, float>> out;
-    out.reserve(found.size());
-    for (const auto& m : found) {
-        out.emplace_back(hot.info(m.slot).id, m.score);
+    };
+    const std::size_t n = std::min(k, found->size());
+    std::partial_sort(found->begin(), found->begin() + static_cast<std::ptrdiff_t>(n), found->end(),
+                      better);
+    Hits out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out.emplace_back(hot.info((*found)[i].slot).id, (*found)[i].score);
     }
     return out;
+}
+
+std::unique_ptr<SharedStore::FilterContext>
+SharedStore::make_filter_context(const SearchFilter* filter) const {
+    if (filter == nullptr) {
+        return nullptr;
+    }
+    auto fc = std::make_unique<FilterContext>();
+    fc->store = this;
+    fc->filter = filter;
+    if (filter->location) {
+        fc->location = detail::ascii_lower(*filter->location);
+    }
+    if (filter->metadata_key) {
+        fc->wanted = nlohmann::json::parse(filter->metadata_value, nullptr, false);
+    }
+    return fc;
+}
+
+SharedStore::Hits SharedStore::search(const float* unit, std::size_t k, float threshold,
+                                      std::size_t ef, const SearchFilter* filter) {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    if (k == 0 || memory_->hot().count() == 0) {
+        return {};
+    }
+    const auto fc = make_filter_context(filter);
+    SearchScratch& s = scratch();
+    pending_slots(fc.get(), &s.pending);
+    s.tail.resize(1);
+    score_tail(unit, 0, 1, s.pending, threshold, k, &s.scores, s.tail.data());
+    s.found.assign(s.tail[0].begin(), s.tail[0].end());
+    return finish_search(unit, k, threshold, ef, fc.get(), &s.found);
+}
+
+void SharedStore::search_batch(const float* units, std::size_t n, std::size_t stride, std::size_t k,
+                               float threshold, std::size_t ef, const SearchFilter* filter,
+                               std::vector<Hits>* out) {
+    out->assign(n, Hits());
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    if (k == 0 || n == 0 || memory_->hot().count() == 0) {
+        return;
+    }
+    const auto fc = make_filter_context(filter);
+    // The tail (and the filter on it) is worked out once for the whole batch.
+    std::vector<std::uint32_t>& pending = scratch().pending;
+    pending_slots(fc.get(), &pending);
+    const std::size_t blocks = (n + kQueryBlock - 1) / kQueryBlock;
+    engine::parallel_indices(engine::default_arena(), blocks, [&](std::size_t b) {
+        SearchScratch& s = scratch();
+        const std::size_t q0 = b * kQueryBlock;
+        const std::size_t nq = std::min(kQueryBlock, n - q0);
+        s.tail.resize(kQueryBlock);
+        score_tail(units + q0 * stride, stride, nq, pending, threshold, k, &s.scores,
+                   s.tail.data());
+        for (std::size_t a = 0; a < nq; ++a) {
+            s.found.assign(s.tail[a].begin(), s.tail[a].end());
+            (*out)[q0 + a] =
+                finish_search(units + (q0 + a) * stride, k, threshold, ef, fc.get(), &s.found);
+        }
+    });
 }
 
 std::vector<Result<std::vector<std::pair<std::string, double>>>>

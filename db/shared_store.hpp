@@ -73,10 +73,17 @@ public:
     // The k hot memories most similar to `unit` with score >= threshold, best first (ties:
     // smallest id): the graph index's answer (beam ef) merged with an exact scan of the memories
     // not indexed yet. `filter` (may be null) is applied during the graph walk.
-    // Takes the store's shared lock.
-    std::vector<std::pair<std::string, float>> search(const float* unit, std::size_t k,
-                                                      float threshold, std::size_t ef,
-                                                      const SearchFilter* filter);
+    // Takes the store's shared lock (no other lock); its cost does not grow with the store
+    // beyond the graph walk and the unindexed tail.
+    using Hits = std::vector<std::pair<std::string, float>>;
+    Hits search(const float* unit, std::size_t k, float threshold, std::size_t ef,
+                const SearchFilter* filter);
+    // search() for n queries (row q at units + q * stride, L2-normalised) under one hold of the
+    // shared lock: the unindexed tail is scored for blocks of queries at once (blocked SIMD),
+    // the graph searched in parallel. out[q] = exactly what search() returns for query q.
+    void search_batch(const float* units, std::size_t n, std::size_t stride, std::size_t k,
+                      float threshold, std::size_t ef, const SearchFilter* filter,
+                      std::vector<Hits>* out);
     // Recall (DESIGN §2) of each cue against the hot memories (and the cold ones for cues that
     // ask for them), in parallel over cues; results per cue as (id, confidence), best first.
     std::vector<Result<std::vector<std::pair<std::string, double>>>>
@@ -129,8 +136,13 @@ private:
     std::atomic<double> commit_started_{0.0}; // steady seconds; 0 when no commit runs
     std::atomic<double> last_rate_{0.0};
     // The graph index over hot slots (label = slot), fed by a background builder thread from
-    // the tier's journal. state_[slot]: 0 none, 1 waiting in tail_, 2 indexed; tail_, state_
-    // and stop_ are guarded by tail_mutex_. The builder indexes while holding mutex_ shared.
+    // the tier's journal. state_[slot]: 0 none, 1 waiting (in tail_), 2 indexed. tail_ lists
+    // the slots queued for the builder in order; entries before tail_head_ were all taken, and
+    // an entry whose slot is no longer in state 1 is stale (skipped). state_ and tail_ are
+    // resized, appended to and compacted only under mutex_ held exclusively; under mutex_
+    // shared, the builder sets states (atomic_ref) and advances tail_head_ while searches read
+    // both: a search lists the unindexed memories from tail_head_ on, without any other lock.
+    // tail_mutex_ guards waiting_, building_ and stop_ (the builder's and waiters' bookkeeping).
     void drain_journal();
     void save_snapshot();
     Result<bool> load_snapshot();           // false: no usable snapshot (nothing loaded)
@@ -144,8 +156,24 @@ private:
     std::mutex tail_mutex_;
     std::condition_variable tail_cv_;
     std::condition_variable idle_cv_;
-    std::deque<std::uint32_t> tail_;
+    std::vector<std::uint32_t> tail_;
+    std::atomic<std::size_t> tail_head_{0};
     std::vector<std::uint8_t> state_;
+    // Slots in state 1 from tail_head_ on (read under mutex_, exclusive or shared).
+    void collect_unindexed(std::vector<std::uint32_t>* out) const;
+    // Search internals (db/query.cpp), under the shared lock.
+    struct FilterContext;
+    std::unique_ptr<FilterContext> make_filter_context(const SearchFilter* filter) const;
+    // The unindexed live slots that pass the filter (fc may be null), sorted.
+    void pending_slots(const FilterContext* fc, std::vector<std::uint32_t>* out) const;
+    // For each of nq queries (rows qs + a * qstride), into cands[a]: the pending slots that
+    // can be among its k best with score >= threshold, scored with the canonical kernel.
+    void score_tail(const float* qs, std::size_t qstride, std::size_t nq,
+                    std::span<const std::uint32_t> pending, float threshold, std::size_t k,
+                    std::vector<float>* scores, std::vector<engine::Match>* cands) const;
+    // Adds the graph's answer to `found` (the tail's) and returns the k best, with ids.
+    Hits finish_search(const float* unit, std::size_t k, float threshold, std::size_t ef,
+                       const FilterContext* fc, std::vector<engine::Match>* found) const;
     std::size_t waiting_ = 0; // slots in state 1
     bool building_ = false;
     std::atomic<bool> purge_wanted_{false}; // tombstones reached the purge threshold

@@ -214,6 +214,7 @@ Result<bool> SharedStore::load_snapshot() {
         journal_.clear();
         state_ = std::move(saved_state);
         tail_.clear();
+        tail_head_ = 0;
         waiting_ = 0;
         std::int64_t indexed = 0;
         for (std::uint32_t s = 0; s < state_.size(); ++s) {

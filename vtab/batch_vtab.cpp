@@ -16,6 +16,7 @@
 //   from a worker — and yields the chunk's output rows in input order before reading the next
 //   chunk. Memory is bounded by the chunk, not by the number of inputs. These functions run SQL
 //   text, so they are DIRECTONLY: not usable from triggers, views or the schema.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -266,7 +267,9 @@ Status similar_bind(sqlite3_value** args, BatchArgs* out) {
 
 Status similar_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vector<OutRow>* out) {
     const std::size_t dim = a.store->options().memory.dim;
-    std::vector<std::vector<float>> units(inputs.size());
+    // One contiguous block of unit vectors: the store scores its unindexed tail for many
+    // queries at once.
+    std::vector<float> units(inputs.size() * dim);
     for (std::size_t i = 0; i < inputs.size(); ++i) {
         const std::string name = "engram_similar_batch query " + describe(inputs[i][0]);
         auto v = in_vector(inputs[i][1], name + ", embedding");
@@ -277,15 +280,13 @@ Status similar_process(const BatchArgs& a, std::vector<InRow>& inputs, std::vect
             return Status::invalid(name + ", embedding: expected " + std::to_string(dim) +
                                    " dimensions, got " + std::to_string(v->size()));
         }
-        units[i] = std::move(v.value());
-        engine::simd::kernels().normalize(units[i].data(), dim);
+        float* u = units.data() + i * dim;
+        std::copy(v->begin(), v->end(), u);
+        engine::simd::kernels().normalize(u, dim);
     }
-    std::vector<std::vector<std::pair<std::string, float>>> results(units.size());
-    db::SharedStore* store = a.store.get();
-    engine::parallel_indices(engine::default_arena(), units.size(), [&](std::size_t i) {
-        results[i] = store->search(units[i].data(), a.k, static_cast<float>(a.threshold), a.ef,
-                                   a.filter ? &*a.filter : nullptr);
-    });
+    std::vector<db::SharedStore::Hits> results;
+    a.store->search_batch(units.data(), inputs.size(), dim, a.k, static_cast<float>(a.threshold),
+                          a.ef, a.filter ? &*a.filter : nullptr, &results);
     for (std::size_t q = 0; q < results.size(); ++q) {
         std::int64_t rank = 0;
         for (auto& [id, score] : results[q]) {

@@ -25,9 +25,10 @@ tbb::task_arena& default_arena() {
 }
 
 tbb::task_arena& background_arena() {
-    // One core fewer than the foreground (at least one): commits and queries keep a core.
-    static tbb::task_arena arena(std::max(1, configured_threads() - 1), 1,
-                                 tbb::task_arena::priority::low);
+    // As wide as the foreground, at low priority: the index catches up on every core while
+    // nothing else runs, and oneTBB's workers go to default_arena() first when commits or batch
+    // queries have work there (the builder also steps aside for a waiting commit).
+    static tbb::task_arena arena(configured_threads(), 1, tbb::task_arena::priority::low);
     return arena;
 }
 

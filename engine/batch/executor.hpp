@@ -12,8 +12,8 @@
 namespace engram::engine {
 
 tbb::task_arena& default_arena();
-// A second private arena at low priority for background work (the graph index builder), so
-// that commits and queries in default_arena() are served first.
+// A second private arena, as wide but at low priority, for background work (the graph index
+// builder), so that commits and queries in default_arena() are served first.
 tbb::task_arena& background_arena();
 int default_arena_threads() noexcept;
 
