@@ -367,7 +367,7 @@ Status SharedStore::apply_chunk(std::span<const PendingOp> ops, engine::ApplyMod
             if ((*cur)->tier == engine::Tier::kCold) {
                 --cold;
             } else {
-                memory_->hot().remove(op.id);
+                memory_->remove(op.id);
             }
         }
         touched[op.id] = Final{};
@@ -432,9 +432,9 @@ Status SharedStore::apply_chunk(std::span<const PendingOp> ops, engine::ApplyMod
                 Final f = **cur;
                 f.episode = &op.episode;
                 if (f.tier == engine::Tier::kHot) {
-                    memory_->hot().update(op.id, &units[i * stride],
-                                          static_cast<float>(op.episode.confidence),
-                                          op.episode.occurred_at);
+                    memory_->update(op.id, &units[i * stride],
+                                    static_cast<float>(op.episode.confidence),
+                                    op.episode.occurred_at);
                     set_text(op.episode);
                 }
                 touched[op.id] = f;

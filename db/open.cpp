@@ -11,10 +11,12 @@
 //   files are deleted.
 #include "db/shared_store.hpp"
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 
 #include "db/util.hpp"
+#include "engine/batch/executor.hpp"
 #include "storage/codec.hpp"
 
 namespace engram::db {
@@ -184,7 +186,13 @@ Status SharedStore::load() {
     });
     hot_count_ = static_cast<std::int64_t>(memory_->hot().count());
     cold_count_ = static_cast<std::int64_t>(cold_);
-    return scanned.status();
+    ENGRAM_TRY(scanned.status());
+    return start_dedup();
+}
+
+Status SharedStore::start_dedup() {
+    memory_->rebuild_dedup(engine::default_arena());
+    return Status::ok();
 }
 
 Result<bool> SharedStore::exists(const std::string& id) {

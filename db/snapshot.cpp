@@ -239,6 +239,7 @@ Result<bool> SharedStore::load_snapshot() {
         restore_hot(rec.value());
     }
     reindexed += unplaced.size();
+    ENGRAM_TRY(start_dedup());
     index_source_ = stale ? "snapshot, " + std::to_string(reindexed) + " re-indexed" : "snapshot";
     hot_count_ = static_cast<std::int64_t>(hot.count());
     cold_count_ = static_cast<std::int64_t>(cold_);

@@ -2,8 +2,8 @@
 //
 // USAGE
 //   CREATE VIRTUAL TABLE mem USING engram(dim=768, capacity=1000000, path='mem.engram',
-//                                         dedup=0.95, sync=full, m=16, ef_construction=200,
-//                                         ef_search=64);
+//                                         dedup=0.95, dedup_exact=off, sync=full, m=16,
+//                                         ef_construction=200, ef_search=64);
 //   INSERT INTO mem(id, what, embedding, confidence) VALUES ('e1', 'coffee', :vec, 0.9);
 //   SELECT * FROM mem WHERE id = 'e1';
 //   UPDATE mem SET confidence = 0.8 WHERE id = 'e1';   DELETE FROM mem WHERE id = 'e1';
@@ -491,6 +491,13 @@ Status parse_options(sqlite3* conn, int argc, const char* const* argv, db::Store
                 }
                 o->memory.dedup_threshold = d;
             }
+        } else if (key == "dedup_exact") {
+            const std::string v = lower(value);
+            if (v != "on" && v != "off") {
+                return Status::invalid("engram option dedup_exact: expected on or off, got " +
+                                       quote_text(value));
+            }
+            o->memory.dedup_exact = v == "on";
         } else if (key == "sync") {
             const std::string v = lower(value);
             if (v == "full") {
@@ -527,7 +534,7 @@ Status parse_options(sqlite3* conn, int argc, const char* const* argv, db::Store
             o->max_unindexed = static_cast<std::size_t>(n);
         } else {
             return Status::invalid("unknown engram option " + quote_text(key) +
-                                   " (expected dim, capacity, path, dedup, sync, m, "
+                                   " (expected dim, capacity, path, dedup, dedup_exact, sync, m, "
                                    "ef_construction, ef_search, batch_memory, backpressure or "
                                    "max_unindexed)");
         }

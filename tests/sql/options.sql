@@ -9,6 +9,7 @@ CREATE VIRTUAL TABLE a USING engram(dim=4, dim=8);
 CREATE VIRTUAL TABLE a USING engram(capacity=0);
 CREATE VIRTUAL TABLE a USING engram(dedup=1.5);
 CREATE VIRTUAL TABLE a USING engram(dedup=maybe);
+CREATE VIRTUAL TABLE a USING engram(dedup_exact=maybe);
 CREATE VIRTUAL TABLE a USING engram(sync=sometimes);
 CREATE VIRTUAL TABLE a USING engram(m=1);
 CREATE VIRTUAL TABLE a USING engram(ef_search=0);

@@ -141,6 +141,42 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BatchStoreTest,
                                            std::make_tuple(std::size_t{37}, std::size_t{100000}),
                                            std::make_tuple(std::size_t{8}, std::size_t{120})));
 
+// Across the DedupIndex's start (the hot tier reaches kIndexAfter inside the batch) and with it in
+// use from the start: still batch ≡ sequential, and the index finds what the exact scan finds
+// (dedup_exact) on planted near-duplicates.
+TEST(BatchStore, EqualsSequentialWithTheDedupIndex) {
+    constexpr std::size_t kDim = 32;
+    for (const std::size_t prefill_rows : {std::size_t{900}, std::size_t{1500}}) {
+        const Workload pre = make_workload(77, kDim, prefill_rows, nullptr);
+        const Workload w = make_workload(78, kDim, 3000, &pre);
+        for (const std::size_t capacity : {std::size_t{2500}, std::size_t{100000}}) {
+            const MemoryConfig c = config(kDim, capacity);
+            const Snapshot ref = sequential(c, pre, w);
+            for (int threads : {1, tbb::info::default_concurrency()}) {
+                const Snapshot got = batched(c, pre, w, threads);
+                ASSERT_EQ(got.outcomes.size(), ref.outcomes.size());
+                for (std::size_t i = 0; i < ref.outcomes.size(); ++i) {
+                    ASSERT_EQ(got.outcomes[i], ref.outcomes[i])
+                        << "row " << i << " prefill " << prefill_rows << " capacity " << capacity
+                        << " threads " << threads;
+                }
+                EXPECT_EQ(got.hot, ref.hot) << "threads " << threads;
+            }
+            MemoryConfig exact = c;
+            exact.dedup_exact = true;
+            const Snapshot scan = sequential(exact, pre, w);
+            std::size_t found = 0, same = 0;
+            for (std::size_t i = 0; i < ref.outcomes.size(); ++i) {
+                const bool dup_scan = std::get<0>(scan.outcomes[i]) != 0;
+                found += dup_scan ? 1 : 0;
+                same += dup_scan && std::get<0>(ref.outcomes[i]) != 0 ? 1 : 0;
+            }
+            EXPECT_GT(found, 500U);
+            EXPECT_GE(same, found * 99 / 100) << same << " of " << found;
+        }
+    }
+}
+
 TEST(BatchStore, DedupOffStoresEverythingInOrder) {
     MemoryConfig c = config(4, 3);
     c.dedup_threshold.reset();
