@@ -34,8 +34,8 @@ struct DedupIndexConfig {
     // Dimension of the rows. Default: none (must be set).
     std::size_t dim = 0;
     // Hash tables. More tables find more near-duplicates (each is an independent chance) and
-    // cost memory (8 bytes per memory per table, at most 70% full) and probe time. Default: 18.
-    std::size_t tables = 18;
+    // cost memory (8 bytes per memory per table, at most 70% full) and probe time. Default: 20.
+    std::size_t tables = 20;
     // Bits per table key, 8..31. More bits make buckets smaller (fewer unrelated candidates)
     // and a near-duplicate less likely to share a key. Default: 24.
     std::size_t bits = 24;
@@ -44,8 +44,8 @@ struct DedupIndexConfig {
     std::size_t radius = 1;
     // Candidates whose 64-bit sketch differs from the query's in more bits are dropped before
     // any exact score (a cos 0.95 pair differs in 6.5 bits on average, sd 2.4; an unrelated pair
-    // in 32). Default: 18.
-    std::size_t sketch_max = 18;
+    // in 32). Default: 20.
+    std::size_t sketch_max = 20;
     // Seed of the projection directions. Default: fixed.
     std::uint64_t seed = 0x656e6772616d2d31ULL;
 };

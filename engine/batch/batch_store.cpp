@@ -188,15 +188,29 @@ void screen_indexed(const MemoryEngine& memory, const float* units, std::size_t 
                         &codes[a0 * w], &scratch);
         }
     });
-    // The range's own table: per table, (key, item) sorted.
-    std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> local(tables);
+    // The range's own tables: per table, an open-addressing multimap key -> item (key << 32 |
+    // item, linear probing, at most half full).
+    constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
+    std::size_t cap = 64;
+    while (cap < 2 * n) {
+        cap *= 2;
+    }
+    const std::size_t cmask = cap - 1;
+    auto home = [cmask](std::uint32_t key) {
+        return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ULL) >> 20) & cmask;
+    };
+    std::vector<std::vector<std::uint64_t>> local(tables);
     parallel_ranges(arena, tables, 1, [&](const tbb::blocked_range<std::size_t>& range) {
         for (std::size_t t = range.begin(); t != range.end(); ++t) {
-            local[t].resize(n);
+            local[t].assign(cap, kEmpty);
             for (std::size_t a = 0; a < n; ++a) {
-                local[t][a] = {codes[a * w + t], static_cast<std::uint32_t>(a)};
+                const std::uint32_t key = codes[a * w + t];
+                std::size_t p = home(key);
+                while (local[t][p] != kEmpty) {
+                    p = (p + 1) & cmask;
+                }
+                local[t][p] = static_cast<std::uint64_t>(key) << 32 | a;
             }
-            std::sort(local[t].begin(), local[t].end());
         }
     });
     std::vector<std::vector<Candidate>>& cands = *out;
@@ -222,13 +236,14 @@ void screen_indexed(const MemoryEngine& memory, const float* units, std::size_t 
                 }
                 found.clear();
                 for (std::size_t t = 0; t < tables; ++t) {
+                    const std::vector<std::uint64_t>& cells = local[t];
                     for (const std::uint32_t mask : index.masks()) {
                         const std::uint32_t key = code[t] ^ mask;
-                        auto it = std::lower_bound(local[t].begin(), local[t].end(),
-                                                   std::make_pair(key, std::uint32_t{0}));
-                        for (; it != local[t].end() && it->first == key && it->second < a; ++it) {
-                            if (index.sketch_near(code, &codes[it->second * w])) {
-                                found.push_back(it->second);
+                        for (std::size_t p = home(key); cells[p] != kEmpty; p = (p + 1) & cmask) {
+                            const auto j = static_cast<std::uint32_t>(cells[p]);
+                            if (static_cast<std::uint32_t>(cells[p] >> 32) == key && j < a &&
+                                index.sketch_near(code, &codes[j * w])) {
+                                found.push_back(j);
                             }
                         }
                     }
