@@ -1,14 +1,12 @@
 #include "engine/dedup.hpp"
 
 #include <algorithm>
-#include <cmath>
-
-#include "engine/simd/kernels.hpp"
 
 namespace engram::engine {
 namespace {
 
 constexpr std::size_t kSketchBits = 64;
+constexpr std::size_t kRounds = 3; // sign flips and Hadamard transforms of the rotation
 constexpr std::size_t kMinCells = 1024;
 
 std::uint64_t splitmix64(std::uint64_t x) noexcept {
@@ -18,14 +16,19 @@ std::uint64_t splitmix64(std::uint64_t x) noexcept {
     return x ^ (x >> 31);
 }
 
-// A standard normal value from two counter-based uniforms (Box-Muller): the directions are a
-// function of (seed, index) only.
-float gaussian(std::uint64_t seed, std::uint64_t index) noexcept {
-    const std::uint64_t a = splitmix64(seed ^ (2 * index));
-    const std::uint64_t b = splitmix64(seed ^ (2 * index + 1));
-    const double u1 = (static_cast<double>(a >> 11) + 1.0) / 9007199254740993.0; // (0, 1]
-    const double u2 = static_cast<double>(b >> 11) / 9007199254740992.0;         // [0, 1)
-    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+// In-place fast Walsh-Hadamard transform of n (a power of two) values, unnormalised: the
+// same additions in the same order for every row, whatever else is computed.
+void hadamard(float* v, std::size_t n) noexcept {
+    for (std::size_t h = 1; h < n; h *= 2) {
+        for (std::size_t i = 0; i < n; i += 2 * h) {
+            for (std::size_t j = i; j < i + h; ++j) {
+                const float a = v[j];
+                const float b = v[j + h];
+                v[j] = a + b;
+                v[j + h] = a - b;
+            }
+        }
+    }
 }
 
 } // namespace
@@ -75,13 +78,15 @@ DedupIndex::DedupIndex(const DedupIndexConfig& config) : config_(config) {
     config_.radius = std::min<std::size_t>(config_.radius, 2);
     config_.tables = std::max<std::size_t>(config_.tables, 1);
     planes_ = config_.tables * config_.bits + kSketchBits;
-    plane_stride_ = (config_.dim + 15) / 16 * 16;
-    directions_.assign(planes_ * plane_stride_, 0.0F);
-    for (std::size_t p = 0; p < planes_; ++p) {
-        float* u = &directions_[p * plane_stride_];
-        for (std::size_t d = 0; d < config_.dim; ++d) {
-            u[d] = gaussian(config_.seed, p * config_.dim + d);
-        }
+    width_ = 1;
+    while (width_ < std::max(config_.dim, planes_)) {
+        width_ *= 2;
+    }
+    // The random signs of the rotation's diagonals, from (seed, index) only.
+    signs_.resize(kRounds * width_);
+    for (std::size_t i = 0; i < signs_.size(); ++i) {
+        signs_[i] =
+            (splitmix64(config_.seed ^ (i * 0x9E3779B97F4A7C15ULL)) >> 63) != 0 ? -1.0F : 1.0F;
     }
     masks_.push_back(0);
     for (std::size_t i = 0; i < config_.bits && config_.radius >= 1; ++i) {
@@ -100,32 +105,37 @@ DedupIndex::DedupIndex(const DedupIndexConfig& config) : config_(config) {
 
 void DedupIndex::codes(const float* rows, std::size_t stride, std::size_t n, std::uint32_t* out,
                        std::vector<float>* scratch) const {
-    constexpr std::size_t kRows = 64; // rows projected per blocked product
-    const simd::KernelTable& k = simd::kernels();
-    scratch->resize(kRows * planes_);
+    scratch->resize(width_);
+    float* v = scratch->data();
     const std::size_t w = words();
-    for (std::size_t r0 = 0; r0 < n; r0 += kRows) {
-        const std::size_t nr = std::min(kRows, n - r0);
-        k.dot_block(rows + r0 * stride, stride, nr, directions_.data(), plane_stride_, planes_,
-                    config_.dim, scratch->data());
-        for (std::size_t i = 0; i < nr; ++i) {
-            const float* proj = scratch->data() + i * planes_;
-            std::uint32_t* code = out + (r0 + i) * w;
-            std::size_t p = 0;
-            for (std::size_t t = 0; t < config_.tables; ++t) {
-                std::uint32_t key = 0;
-                for (std::size_t b = 0; b < config_.bits; ++b, ++p) {
-                    key |= static_cast<std::uint32_t>(proj[p] > 0.0F) << b;
-                }
-                code[t] = key;
+    for (std::size_t r = 0; r < n; ++r) {
+        // y = H D3 H D2 H D1 x: a pseudo-random rotation (Ailon-Chazelle; three rounds, as in
+        // Andoni et al. 2015), whose first planes_ coordinates stand for projections on random
+        // directions. Only the signs are used, so the scale of H does not matter.
+        std::copy_n(rows + r * stride, config_.dim, v);
+        std::fill(v + config_.dim, v + width_, 0.0F);
+        for (std::size_t round = 0; round < kRounds; ++round) {
+            const float* sign = &signs_[round * width_];
+            for (std::size_t i = 0; i < width_; ++i) {
+                v[i] *= sign[i];
             }
-            std::uint64_t sketch = 0;
-            for (std::size_t b = 0; b < kSketchBits; ++b, ++p) {
-                sketch |= static_cast<std::uint64_t>(proj[p] > 0.0F) << b;
-            }
-            code[config_.tables] = static_cast<std::uint32_t>(sketch);
-            code[config_.tables + 1] = static_cast<std::uint32_t>(sketch >> 32);
+            hadamard(v, width_);
         }
+        std::uint32_t* code = out + r * w;
+        std::size_t p = 0;
+        for (std::size_t t = 0; t < config_.tables; ++t) {
+            std::uint32_t key = 0;
+            for (std::size_t b = 0; b < config_.bits; ++b, ++p) {
+                key |= static_cast<std::uint32_t>(v[p] > 0.0F) << b;
+            }
+            code[t] = key;
+        }
+        std::uint64_t sketch = 0;
+        for (std::size_t b = 0; b < kSketchBits; ++b, ++p) {
+            sketch |= static_cast<std::uint64_t>(v[p] > 0.0F) << b;
+        }
+        code[config_.tables] = static_cast<std::uint32_t>(sketch);
+        code[config_.tables + 1] = static_cast<std::uint32_t>(sketch >> 32);
     }
 }
 
@@ -160,7 +170,7 @@ void DedupIndex::remove(std::uint32_t slot) {
 }
 
 std::size_t DedupIndex::memory_bytes() const noexcept {
-    std::size_t n = directions_.capacity() * sizeof(float) + keys_.capacity() * 4 +
+    std::size_t n = signs_.capacity() * sizeof(float) + keys_.capacity() * 4 +
                     sketches_.capacity() * 8 + present_.capacity();
     for (const Table& t : tables_) {
         n += t.cells.capacity() * sizeof(std::uint64_t);

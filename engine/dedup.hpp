@@ -6,18 +6,20 @@
 //   Multi-table sign-random-projection hashing (SimHash, Charikar 2002) with multi-probe
 //   (Lv et al. 2007) and a sketch prefilter:
 //   - Codes. A row x gets tables × bits sign bits, bit j = [u_j · x > 0], and a 64-bit sketch
-//     from 64 more projections. The u_j are fixed Gaussian directions (a counter-based generator
-//     and `seed`). Two unit vectors at angle θ agree on each bit with probability 1 − θ/π: a
-//     near-duplicate (cos ≥ 0.95, θ ≤ 18.2°) agrees on ≥ 90% of them, an unrelated memory on
-//     about half, so with 24-bit keys unrelated memories rarely share a key.
+//     from 64 more. The u_j are the rows of a pseudo-random rotation H D3 H D2 H D1 (H the
+//     Walsh-Hadamard transform, D_i random ±1 diagonals from `seed`; Andoni et al. 2015), applied
+//     in O(d log d) instead of one dot product per bit. Two unit vectors at angle θ agree on each
+//     bit with probability about 1 − θ/π: a near-duplicate (cos ≥ 0.95, θ ≤ 18.2°) agrees on
+//     ≥ 90% of them, an unrelated memory on about half, so with 24-bit keys unrelated memories
+//     rarely share a key.
 //   - Tables. Table t holds (key, slot) pairs in an open-addressing hash table (linear probing,
 //     8 bytes a pair, at most 70% full; grows by doubling, so adding allocates nothing but
 //     amortised growth). probe() visits the query's key and every key within Hamming distance
 //     `radius` in every table (the cells of all probes are prefetched first), and keeps a slot
 //     only when its sketch differs from the query's in at most `sketch_max` bits.
-//   The answer is a deterministic function of the rows in the index and of the query: codes are
-//   computed with the blocked kernel, whose value for one pair of rows does not depend on how
-//   many rows are computed together, so batch and sequential stores see the same candidates.
+//   The answer is a deterministic function of the rows in the index and of the query: a row's
+//   code is computed by the same operations in the same order however many rows are coded
+//   together, so batch and sequential stores see the same candidates.
 //   The caller rescores candidates exactly; the structure only decides which rows are looked at.
 //   Parameters (defaults below) were chosen on planted near-duplicates, cos uniform in
 //   [0.95, 1], on Fashion-MNIST and on Gaussian and low-rank synthetic sets: ≥ 99.9% found on
@@ -140,9 +142,9 @@ private:
     };
 
     DedupIndexConfig config_;
-    std::size_t planes_ = 0;        // tables * bits + 64
-    std::size_t plane_stride_ = 0;  // floats per direction row (dim rounded up to 16)
-    std::vector<float> directions_; // planes_ rows
+    std::size_t planes_ = 0;   // bits of a code: tables * bits + 64
+    std::size_t width_ = 0;    // rotation size: a power of two >= dim and planes_
+    std::vector<float> signs_; // the rotation's random diagonals, kRounds x width_
     std::vector<std::uint32_t> masks_;
     std::vector<Table> tables_;
     // Per slot: its keys (for remove), sketch and presence.
