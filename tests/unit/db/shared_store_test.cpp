@@ -1,0 +1,164 @@
+#include "db/shared_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/simd/kernels.hpp"
+
+namespace engram::db {
+namespace {
+
+constexpr std::size_t kDim = 24;
+
+std::vector<float> random_vector(std::mt19937& rng) {
+    std::normal_distribution<float> g;
+    std::vector<float> v(kDim);
+    for (float& x : v) {
+        x = g(rng);
+    }
+    return v;
+}
+
+std::shared_ptr<SharedStore> open_store(const std::string& name, bool dedup) {
+    StoreOptions o;
+    o.path = "/engram-memory/unit/" + name; // the in-memory file system wants absolute paths
+    o.in_memory = true;
+    o.memory.dim = kDim;
+    if (!dedup) {
+        o.memory.dedup_threshold.reset();
+    }
+    auto s = SharedStore::acquire(o);
+    EXPECT_TRUE(s.is_ok()) << s.status().message();
+    return s.value();
+}
+
+// The exact k best ids by cosine over `rows` (the unit vectors stored).
+std::vector<std::string> brute(const std::vector<std::vector<float>>& rows, const float* q,
+                               std::size_t k) {
+    std::vector<std::pair<float, std::size_t>> all;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        all.emplace_back(engine::simd::kernels().dot(q, rows[i].data(), kDim), i);
+    }
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < k; ++i) {
+        out.push_back("m" + std::to_string(all[i].second));
+    }
+    return out;
+}
+
+// Searches run on several threads while the builder indexes a bulk commit's tail (the tail list
+// read under the store's shared lock only, states flipping under the readers): every answer is
+// the exact one (a beam wider than the store), single and batch alike. Also in the TSan run.
+TEST(SharedStore, SearchesDuringIndexingAreExact) {
+    auto store = open_store("search-during-indexing", false);
+    std::mt19937 rng(3);
+    constexpr std::size_t kRows = 4000;
+    std::vector<PendingOp> ops(kRows);
+    std::vector<std::vector<float>> units;
+    for (std::size_t i = 0; i < kRows; ++i) {
+        ops[i].id = "m" + std::to_string(i);
+        ops[i].episode.id = ops[i].id;
+        ops[i].episode.embedding = random_vector(rng);
+        units.push_back(ops[i].episode.embedding);
+        engine::simd::kernels().normalize(units.back().data(), kDim);
+    }
+    ASSERT_TRUE(store->commit(ops).is_ok());
+    std::vector<std::vector<float>> queries;
+    for (int q = 0; q < 64; ++q) {
+        queries.push_back(random_vector(rng));
+        engine::simd::kernels().normalize(queries.back().data(), kDim);
+    }
+    std::atomic<int> wrong{0};
+    std::atomic<int> done{0};
+    auto searcher = [&](int t) {
+        for (std::size_t q = static_cast<std::size_t>(t); q < queries.size(); q += 2) {
+            const auto hits = store->search(queries[q].data(), 5, 0.0F, 100000, nullptr);
+            std::vector<std::string> ids;
+            for (const auto& h : hits) {
+                ids.push_back(h.first);
+            }
+            wrong += ids == brute(units, queries[q].data(), 5) ? 0 : 1;
+            ++done;
+        }
+    };
+    std::thread a(searcher, 0);
+    std::thread b(searcher, 1);
+    std::vector<float> block;
+    for (const auto& q : queries) {
+        block.insert(block.end(), q.begin(), q.end());
+    }
+    std::vector<SharedStore::Hits> batch;
+    store->search_batch(block.data(), queries.size(), kDim, 5, 0.0F, 100000, nullptr, &batch);
+    a.join();
+    b.join();
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_EQ(done.load(), static_cast<int>(queries.size()));
+    ASSERT_EQ(batch.size(), queries.size());
+    for (std::size_t q = 0; q < queries.size(); ++q) {
+        std::vector<std::string> ids;
+        for (const auto& h : batch[q]) {
+            ids.push_back(h.first);
+        }
+        EXPECT_EQ(ids, brute(units, queries[q].data(), 5)) << "query " << q;
+    }
+    store->wait_indexed();
+    EXPECT_EQ(store->stats().indexed, kRows);
+}
+
+// A store that reaches the DedupIndex's size deduplicates a re-stored row after it, and a
+// transaction of copies is merged whether it arrives in one commit or row by row.
+TEST(SharedStore, DeduplicatesThroughTheIndexAtAnyBatchSize) {
+    std::mt19937 rng(8);
+    std::vector<std::vector<float>> rows;
+    for (int i = 0; i < 3000; ++i) {
+        rows.push_back(random_vector(rng));
+    }
+    auto make = [&](std::size_t i, const std::string& id) {
+        PendingOp op;
+        op.id = id;
+        op.episode.id = id;
+        op.episode.embedding = rows[i];
+        op.episode.confidence = 0.5;
+        return op;
+    };
+    std::vector<std::int64_t> dedups;
+    for (const bool one_commit : {true, false}) {
+        auto store = open_store(one_commit ? "dedup-one" : "dedup-many", true);
+        std::vector<PendingOp> base;
+        for (std::size_t i = 0; i < 2000; ++i) {
+            base.push_back(make(i, "b" + std::to_string(i)));
+        }
+        ASSERT_TRUE(store->commit(base).is_ok());
+        std::vector<PendingOp> copies;
+        for (std::size_t i = 0; i < 500; ++i) {
+            copies.push_back(make(i * 4, "c" + std::to_string(i)));    // copies of stored rows
+            copies.push_back(make(2000 + i, "n" + std::to_string(i))); // new rows
+        }
+        if (one_commit) {
+            ASSERT_TRUE(store->commit(copies).is_ok());
+        } else {
+            for (const PendingOp& op : copies) {
+                ASSERT_TRUE(store->commit(std::vector<PendingOp>{op}).is_ok());
+            }
+        }
+        std::int64_t d = 0;
+        for (const BatchReport& r : store->batches()) {
+            d += r.deduplicated;
+        }
+        dedups.push_back(d);
+        EXPECT_EQ(store->stats().hot, 2500U);
+    }
+    EXPECT_EQ(dedups[0], 500);
+    EXPECT_EQ(dedups[1], 500);
+}
+
+} // namespace
+} // namespace engram::db
