@@ -102,7 +102,7 @@ StoreOutcome MemoryEngine::store_resolved(const std::string& id, const float* un
         if (confidence > old.confidence) {
             // Replace: the old memory goes, the new one takes its place; count unchanged.
             out.kind = StoreKind::kReplaced;
-            remove(out.duplicate_of);
+            remove_hot(out.duplicate_of);
             index_add(hot_.insert(id, unit, activation, confidence, occurred_at), unit, code);
         } else {
             out.kind = StoreKind::kSkipped;
@@ -113,7 +113,7 @@ StoreOutcome MemoryEngine::store_resolved(const std::string& id, const float* un
     if (hot_.count() >= config_.capacity) {
         if (const auto victim = hot_.eviction_candidate()) {
             out.evicted_id = hot_.info(*victim).id;
-            remove(out.evicted_id);
+            remove_hot(out.evicted_id);
         }
     }
     index_add(hot_.insert(id, unit, activation, confidence, occurred_at), unit, code);
@@ -122,6 +122,18 @@ StoreOutcome MemoryEngine::store_resolved(const std::string& id, const float* un
 }
 
 bool MemoryEngine::remove(std::string_view id) {
+    if (!remove_hot(id)) {
+        return false;
+    }
+    // Below kIndexAfter the exact scan takes over again: which of the two finds candidates is a
+    // function of the hot tier alone, whatever happened before.
+    if (dedup_ && hot_.count() < kIndexAfter) {
+        dedup_.reset();
+    }
+    return true;
+}
+
+bool MemoryEngine::remove_hot(std::string_view id) {
     const auto slot = hot_.find(id);
     if (!slot) {
         return false;

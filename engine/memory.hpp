@@ -11,11 +11,12 @@
 // engine (engine/batch) therefore agree exactly, whichever kernels screened the candidates.
 //
 // Where duplicate candidates come from: while the hot tier holds fewer than kIndexAfter
-// memories (and always with dedup_exact), every hot memory (an exact scan). When it first
-// reaches kIndexAfter, the engine builds a DedupIndex (engine/dedup.hpp) and from then on keeps
-// it in step with every insert, update and removal: candidates are the memories it returns, at
-// a cost that does not grow with the store. Both are deterministic functions of the memories
-// and of the rows stored before, so a batch and the same rows stored one by one agree exactly.
+// memories (and always with dedup_exact), every hot memory (an exact scan). When it reaches
+// kIndexAfter, the engine builds a DedupIndex (engine/dedup.hpp) and keeps it in step with every
+// insert, update and removal (a removal that takes the tier under kIndexAfter drops it): the
+// candidates are then the memories it returns, at a cost that does not grow with the store.
+// Which of the two is used, and what it returns, depend only on the hot memories, so a batch
+// and the same rows stored one by one agree exactly.
 //
 // Thread safety: not internally synchronised; the owner serialises calls.
 #include <cstddef>
@@ -100,7 +101,8 @@ public:
     StoreOutcome store_resolved(const std::string& id, const float* unit, Confidence encoding,
                                 double occurred_at, std::optional<Duplicate> dup,
                                 const std::uint32_t* code = nullptr);
-    // Removes a hot memory; false when absent.
+    // Removes a hot memory; false when absent. Under kIndexAfter memories, the DedupIndex goes
+    // (the exact scan again).
     bool remove(std::string_view id);
     // Replaces the embedding and facts of a hot memory; false when absent.
     bool update(std::string_view id, const float* unit, float confidence, double occurred_at);
@@ -114,6 +116,7 @@ public:
 
 private:
     void maybe_start_index();
+    bool remove_hot(std::string_view id); // remove() without the switch back to the scan
     void index_add(std::uint32_t slot, const float* unit, const std::uint32_t* code);
 
     MemoryConfig config_;

@@ -86,6 +86,16 @@ hnsw_section() {
         echo
         hnsw_section
     fi
+    echo
+    "$build/bench/engram_dedup_bench"
+    echo
+    # Through SQL as the store grows (to 1M memories: on 2 cores this part takes the longest,
+    # mostly the graph index catching up), next to hnswlib and to the direct index's sweep on
+    # the same Fashion-MNIST data (the -march=native run's file, when there is one).
+    direct=$(ls "$root"/bench/recall_qps_Fashion-MNIST-784_n20000_{avx512,avx,sse}.dat 2>/dev/null |
+        head -1 || true)
+    /usr/bin/python3 "$root/bench/sql_scale_bench.py" "$build/engram" --plot-dir "$root/bench" \
+        ${direct:+--direct-dat "$direct"}
 } > "$report.tmp"
 mv "$report.tmp" "$report"
 cat "$report"

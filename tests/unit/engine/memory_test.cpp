@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,45 @@ TEST(MemoryEngine, BelowThresholdOrDedupOffStoresBoth) {
     off.store("a", a.data(), Confidence(0.9), 0.0);
     EXPECT_EQ(off.store("b", a.data(), Confidence(0.9), 0.0).kind, StoreKind::kStored);
     EXPECT_EQ(off.hot().count(), 2U);
+}
+
+// Candidates come from the DedupIndex exactly while the hot tier holds kIndexAfter memories or
+// more (never with dedup_exact), and it finds a re-stored memory like the scan does.
+TEST(MemoryEngine, DedupIndexFollowsTheHotCount) {
+    for (const bool exact : {false, true}) {
+        MemoryConfig c;
+        c.dim = 32;
+        c.dedup_exact = exact;
+        MemoryEngine m(c);
+        std::vector<std::vector<float>> rows;
+        std::uint64_t state = 1;
+        for (std::size_t i = 0; i < kIndexAfter + 10; ++i) {
+            std::vector<float> v(32);
+            for (float& x : v) {
+                state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+                x = static_cast<float>(static_cast<std::int64_t>(state >> 11) % 2001 - 1000);
+            }
+            const float norm = std::sqrt(std::inner_product(v.begin(), v.end(), v.begin(), 0.0F));
+            for (float& x : v) {
+                x /= norm;
+            }
+            rows.push_back(v);
+            const auto out = m.store("m" + std::to_string(i), v.data(), Confidence(0.9), 0.0);
+            EXPECT_EQ(m.dedup_index() != nullptr, !exact && m.hot().count() >= kIndexAfter);
+            (void)out;
+        }
+        const auto hot = m.hot().count();
+        ASSERT_GE(hot, kIndexAfter);
+        // A copy of a stored memory is its duplicate, through either path.
+        const auto dup = m.find_duplicate(rows[3].data());
+        ASSERT_TRUE(dup.has_value());
+        EXPECT_FLOAT_EQ(dup->score, 1.0F);
+        for (std::size_t i = 0; m.hot().count() >= kIndexAfter; ++i) {
+            m.remove("m" + std::to_string(i));
+        }
+        EXPECT_EQ(m.dedup_index(), nullptr);
+        ASSERT_TRUE(m.find_duplicate(rows[kIndexAfter + 5].data()).has_value());
+    }
 }
 
 } // namespace
