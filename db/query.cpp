@@ -8,8 +8,7 @@
 //   with the blocked kernel (dot_block), for up to 32 queries at a time in search_batch(), and
 //   the rows that can be in the top k are rescored with the canonical `dot`: single and batch
 //   searches report the same scores. Scores are clamped cosines; ties go to the smallest id.
-//   Buffers are per thread and reused: a warm search allocates its result only (and the
-//   graph's result list).
+//   Buffers are per thread and reused: a warm search allocates its result only.
 //   recall() builds a view of every hot memory (and of the cold ones when a cue asks for them,
 //   read from storage) and runs the cues in parallel with engine/recall (DESIGN §2 scores).
 #include "db/shared_store.hpp"
@@ -176,7 +175,9 @@ SharedStore::Hits SharedStore::finish_search(const float* unit, std::size_t k, f
     if (fc != nullptr) {
         accept = [fc](std::uint32_t slot) { return fc->accept(slot); };
     }
-    for (const auto& [slot, raw] : index_->search(unit, k, ef, fc != nullptr ? &accept : nullptr)) {
+    thread_local std::vector<std::pair<std::uint32_t, float>> graph;
+    index_->search_into(unit, k, ef, fc != nullptr ? &accept : nullptr, &graph);
+    for (const auto& [slot, raw] : graph) {
         const float score = std::clamp(raw, -1.0F, 1.0F);
         if (score >= threshold) {
             found->push_back({slot, score});

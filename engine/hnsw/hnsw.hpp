@@ -138,6 +138,11 @@ public:
     std::vector<std::pair<std::uint32_t, float>>
     search(const float* unit, std::size_t k, std::size_t ef,
            const std::function<bool(std::uint32_t)>* filter = nullptr) const;
+    // search() into *out (cleared first): with a warm thread scratch and a reused `out`, no
+    // allocation at all.
+    void search_into(const float* unit, std::size_t k, std::size_t ef,
+                     const std::function<bool(std::uint32_t)>* filter,
+                     std::vector<std::pair<std::uint32_t, float>>* out) const;
 
     // Allocates the storage of the first `slots` slots now, so inserts up to there allocate no
     // chunk (bulk loads; or to keep chunk allocation on one thread). Thread-safe.

@@ -147,8 +147,17 @@ std::vector<std::pair<std::uint32_t, float>>
 HnswIndex::search(const float* unit, std::size_t k, std::size_t ef,
                   const std::function<bool(std::uint32_t)>* filter) const {
     std::vector<std::pair<std::uint32_t, float>> out;
+    search_into(unit, k, ef, filter, &out);
+    return out;
+}
+
+void HnswIndex::search_into(const float* unit, std::size_t k, std::size_t ef,
+                            const std::function<bool(std::uint32_t)>* filter,
+                            std::vector<std::pair<std::uint32_t, float>>* result) const {
+    std::vector<std::pair<std::uint32_t, float>>& out = *result;
+    out.clear();
     if (k == 0) {
-        return out;
+        return;
     }
     ef = std::max(ef, k);
     hnsw_detail::ScratchLease lease;
@@ -156,7 +165,7 @@ HnswIndex::search(const float* unit, std::size_t k, std::size_t ef,
     hnsw_detail::EpochGuard guard(*epochs_);
     const std::uint64_t entry = entry_.load(std::memory_order_acquire);
     if (entry == kNoEntry) {
-        return out;
+        return;
     }
     s.query_codes.resize(code_len_);
     const Query q{s.query_codes.data(),
@@ -181,7 +190,6 @@ HnswIndex::search(const float* unit, std::size_t k, std::size_t ef,
     if (out.size() > k) {
         out.resize(k);
     }
-    return out;
 }
 
 } // namespace engram::engine
