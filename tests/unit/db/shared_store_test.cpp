@@ -60,7 +60,7 @@ std::vector<std::string> brute(const std::vector<std::vector<float>>& rows, cons
 TEST(SharedStore, SearchesDuringIndexingAreExact) {
     auto store = open_store("search-during-indexing", false);
     std::mt19937 rng(3);
-    constexpr std::size_t kRows = 4000;
+    constexpr std::size_t kRows = 2500;
     std::vector<PendingOp> ops(kRows);
     std::vector<std::vector<float>> units;
     for (std::size_t i = 0; i < kRows; ++i) {
@@ -72,7 +72,7 @@ TEST(SharedStore, SearchesDuringIndexingAreExact) {
     }
     ASSERT_TRUE(store->commit(ops).is_ok());
     std::vector<std::vector<float>> queries;
-    for (int q = 0; q < 64; ++q) {
+    for (int q = 0; q < 32; ++q) {
         queries.push_back(random_vector(rng));
         engine::simd::kernels().normalize(queries.back().data(), kDim);
     }
@@ -138,7 +138,7 @@ TEST(SharedStore, DeduplicatesThroughTheIndexAtAnyBatchSize) {
         }
         ASSERT_TRUE(store->commit(base).is_ok());
         std::vector<PendingOp> copies;
-        for (std::size_t i = 0; i < 500; ++i) {
+        for (std::size_t i = 0; i < 150; ++i) {
             copies.push_back(make(i * 4, "c" + std::to_string(i)));    // copies of stored rows
             copies.push_back(make(2000 + i, "n" + std::to_string(i))); // new rows
         }
@@ -154,10 +154,10 @@ TEST(SharedStore, DeduplicatesThroughTheIndexAtAnyBatchSize) {
             d += r.deduplicated;
         }
         dedups.push_back(d);
-        EXPECT_EQ(store->stats().hot, 2500U);
+        EXPECT_EQ(store->stats().hot, 2150U);
     }
-    EXPECT_EQ(dedups[0], 500);
-    EXPECT_EQ(dedups[1], 500);
+    EXPECT_EQ(dedups[0], 150);
+    EXPECT_EQ(dedups[1], 150);
 }
 
 } // namespace
