@@ -24,12 +24,14 @@
 #include <string>
 #include <vector>
 
+#include "bench/idx_images.hpp"
 #include "engine/batch/executor.hpp"
 #include "engine/dedup.hpp"
 #include "engine/simd/kernels.hpp"
 
 namespace {
 
+using engram::bench::read_idx_images;
 using engram::engine::DedupIndex;
 using engram::engine::DedupIndexConfig;
 
@@ -53,35 +55,12 @@ void normalize_rows(Data* d) {
     }
 }
 
-bool read_idx(const std::string& path, std::vector<float>* out, std::size_t* dim) {
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (f == nullptr) {
-        return false;
-    }
-    unsigned char h[16];
-    bool ok = gzread(f, h, sizeof h) == static_cast<int>(sizeof h);
-    auto be = [&](int i) {
-        return (std::uint32_t{h[i]} << 24) | (std::uint32_t{h[i + 1]} << 16) |
-               (std::uint32_t{h[i + 2]} << 8) | std::uint32_t{h[i + 3]};
-    };
-    if (ok && be(0) == 0x803) {
-        *dim = std::size_t{be(8)} * be(12);
-        std::vector<unsigned char> bytes(std::size_t{be(4)} * *dim);
-        ok = gzread(f, bytes.data(), static_cast<unsigned>(bytes.size())) ==
-             static_cast<int>(bytes.size());
-        out->insert(out->end(), bytes.begin(), bytes.end());
-    } else {
-        ok = false;
-    }
-    gzclose(f);
-    return ok;
-}
-
 bool fashion(const Options& o, Data* d) {
     d->name = "Fashion-MNIST (70K x 784)";
     std::size_t d1 = 0, d2 = 0;
-    if (!read_idx(o.fashion_dir + "/train-images-idx3-ubyte.gz", &d->rows, &d1) ||
-        !read_idx(o.fashion_dir + "/t10k-images-idx3-ubyte.gz", &d->rows, &d2) || d1 != d2) {
+    if (!read_idx_images(o.fashion_dir + "/train-images-idx3-ubyte.gz", 1U << 20, &d->rows, &d1) ||
+        !read_idx_images(o.fashion_dir + "/t10k-images-idx3-ubyte.gz", 1U << 20, &d->rows, &d2) ||
+        d1 != d2) {
         return false;
     }
     d->dim = d1;

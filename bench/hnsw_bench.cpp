@@ -57,12 +57,14 @@
 
 #include <hnswlib/hnswlib.h>
 
+#include "bench/idx_images.hpp"
 #include "engine/hnsw/hnsw.hpp"
 #include "engine/simd/kernels.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using engram::bench::read_idx_images;
 using engram::engine::HnswConfig;
 using engram::engine::HnswIndex;
 
@@ -129,33 +131,6 @@ void normalize_rows(std::vector<float>& v, std::size_t dim) {
     for (std::size_t i = 0; i + dim <= v.size(); i += dim) {
         k.normalize(v.data() + i, dim);
     }
-}
-
-// An idx3-ubyte.gz image file: big-endian header (magic 0x803, count, rows, cols), then bytes.
-bool read_idx_images(const std::string& path, std::size_t limit, std::vector<float>* out,
-                     std::size_t* dim) {
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (f == nullptr) {
-        return false;
-    }
-    unsigned char h[16];
-    bool ok = gzread(f, h, sizeof h) == static_cast<int>(sizeof h);
-    const auto be = [&](int i) {
-        return (std::uint32_t{h[i]} << 24) | (std::uint32_t{h[i + 1]} << 16) |
-               (std::uint32_t{h[i + 2]} << 8) | std::uint32_t{h[i + 3]};
-    };
-    if (ok && be(0) == 0x803) {
-        const std::size_t count = std::min<std::size_t>(be(4), limit);
-        *dim = std::size_t{be(8)} * be(12);
-        std::vector<unsigned char> bytes(count * *dim);
-        ok = gzread(f, bytes.data(), static_cast<unsigned>(bytes.size())) ==
-             static_cast<int>(bytes.size());
-        out->assign(bytes.begin(), bytes.end());
-    } else {
-        ok = false;
-    }
-    gzclose(f);
-    return ok;
 }
 
 bool load_fashion(const Options& o, DataSet* ds) {
