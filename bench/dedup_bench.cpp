@@ -184,10 +184,7 @@ void run(const Options& o, const Data& d, bool worst) {
         // index
         t = std::chrono::steady_clock::now();
         index.codes(y.data(), dim, 1, code.data(), &scratch);
-        cands.clear();
-        index.probe(code.data(), &positions, [&](std::uint32_t s) { cands.push_back(s); });
-        std::sort(cands.begin(), cands.end());
-        cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
+        index.candidates(code.data(), &positions, &cands);
         std::size_t best_f = n;
         float best_fs = -2;
         for (const std::uint32_t s : cands) {

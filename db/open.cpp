@@ -11,7 +11,6 @@
 //   files are deleted.
 #include "db/shared_store.hpp"
 
-#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -187,11 +186,7 @@ Status SharedStore::load() {
     hot_count_ = static_cast<std::int64_t>(memory_->hot().count());
     cold_count_ = static_cast<std::int64_t>(cold_);
     ENGRAM_TRY(scanned.status());
-    return start_dedup();
-}
-
-Status SharedStore::start_dedup() {
-    memory_->rebuild_dedup(engine::default_arena());
+    memory_->rebuild_dedup(engine::default_arena()); // restores do not maintain it
     return Status::ok();
 }
 

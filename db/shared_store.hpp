@@ -105,8 +105,6 @@ public:
 private:
     explicit SharedStore(const StoreOptions& options);
     Status load();
-    // Sets up deduplication's candidate index after a load (db/open.cpp).
-    Status start_dedup();
     // Calls `hot` for each hot record of the store in id order (counting cold ones into cold_);
     // false from `hot` stops the scan and is returned. A wrong dimension is corruption.
     Result<bool> scan_records(const std::function<Result<bool>(const engine::EpisodeRecord&)>& hot);

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "db/util.hpp"
+#include "engine/batch/executor.hpp"
 #include "storage/codec.hpp"
 
 namespace engram::db {
@@ -239,7 +240,7 @@ Result<bool> SharedStore::load_snapshot() {
         restore_hot(rec.value());
     }
     reindexed += unplaced.size();
-    ENGRAM_TRY(start_dedup());
+    memory_->rebuild_dedup(engine::default_arena()); // restores do not maintain it
     index_source_ = stale ? "snapshot, " + std::to_string(reindexed) + " re-indexed" : "snapshot";
     hot_count_ = static_cast<std::int64_t>(hot.count());
     cold_count_ = static_cast<std::int64_t>(cold_);

@@ -139,6 +139,45 @@ void DedupIndex::codes(const float* rows, std::size_t stride, std::size_t n, std
     }
 }
 
+void DedupIndex::candidates(const std::uint32_t* code, std::vector<std::size_t>* positions,
+                            std::vector<std::uint32_t>* out) const {
+    const std::uint64_t sketch = sketch_at(code);
+    // The home cells of every probe first (prefetched), then the runs from them.
+    positions->clear();
+    for (std::size_t t = 0; t < config_.tables; ++t) {
+        for (const std::uint32_t mask : masks_) {
+            const std::size_t p = tables_[t].home(code[t] ^ mask);
+            positions->push_back(p);
+            __builtin_prefetch(&tables_[t].cells[p]);
+        }
+    }
+    out->clear();
+    std::size_t i = 0;
+    for (std::size_t t = 0; t < config_.tables; ++t) {
+        const Table& table = tables_[t];
+        for (const std::uint32_t mask : masks_) {
+            const std::uint32_t key = code[t] ^ mask;
+            for (std::size_t p = (*positions)[i++];; p = (p + 1) & table.mask) {
+                const std::uint64_t cell = table.cells[p];
+                if (cell == kEmpty) {
+                    break;
+                }
+                if (static_cast<std::uint32_t>(cell >> 32) != key) {
+                    continue;
+                }
+                const auto slot = static_cast<std::uint32_t>(cell);
+                if (static_cast<std::size_t>(__builtin_popcountll(sketch ^ sketches_[slot])) <=
+                    config_.sketch_max) {
+                    out->push_back(slot);
+                }
+            }
+        }
+    }
+    // A slot can share keys in several tables.
+    std::sort(out->begin(), out->end());
+    out->erase(std::unique(out->begin(), out->end()), out->end());
+}
+
 void DedupIndex::add(std::uint32_t slot, const std::uint32_t* code) {
     if (present_.size() <= slot) {
         const std::size_t n = std::max<std::size_t>(slot + 1, present_.size() * 2);

@@ -14,7 +14,7 @@
 //     rarely share a key.
 //   - Tables. Table t holds (key, slot) pairs in an open-addressing hash table (linear probing,
 //     8 bytes a pair, at most 70% full; grows by doubling, so adding allocates nothing but
-//     amortised growth). probe() visits the query's key and every key within Hamming distance
+//     amortised growth). candidates() visits the query's key and every key within Hamming distance
 //     `radius` in every table (the cells of all probes are prefetched first), and keeps a slot
 //     only when its sketch differs from the query's in at most `sketch_max` bits.
 //   The answer is a deterministic function of the rows in the index and of the query: a row's
@@ -86,43 +86,10 @@ public:
     std::size_t size() const noexcept { return size_; }
     std::size_t memory_bytes() const noexcept;
 
-    // Calls visit(slot) for every slot under a probed key whose sketch is near the code's. A
-    // slot may be visited more than once (it can share keys in several tables). `positions` is
-    // scratch reused between calls.
-    template <typename Visit>
-    void probe(const std::uint32_t* code, std::vector<std::size_t>* positions,
-               Visit&& visit) const {
-        const std::uint64_t sketch = sketch_at(code);
-        positions->clear();
-        for (std::size_t t = 0; t < config_.tables; ++t) {
-            for (const std::uint32_t mask : masks_) {
-                const std::size_t p = tables_[t].home(code[t] ^ mask);
-                positions->push_back(p);
-                __builtin_prefetch(&tables_[t].cells[p]);
-            }
-        }
-        std::size_t i = 0;
-        for (std::size_t t = 0; t < config_.tables; ++t) {
-            const Table& table = tables_[t];
-            for (const std::uint32_t mask : masks_) {
-                const std::uint32_t key = code[t] ^ mask;
-                for (std::size_t p = (*positions)[i++];; p = (p + 1) & table.mask) {
-                    const std::uint64_t cell = table.cells[p];
-                    if (cell == kEmpty) {
-                        break;
-                    }
-                    if (static_cast<std::uint32_t>(cell >> 32) != key) {
-                        continue;
-                    }
-                    const auto slot = static_cast<std::uint32_t>(cell);
-                    if (static_cast<std::size_t>(__builtin_popcountll(sketch ^ sketches_[slot])) <=
-                        config_.sketch_max) {
-                        visit(slot);
-                    }
-                }
-            }
-        }
-    }
+    // The slots under a probed key whose sketch is near the code's, sorted, each once, into
+    // *out. `positions` is scratch reused between calls.
+    void candidates(const std::uint32_t* code, std::vector<std::size_t>* positions,
+                    std::vector<std::uint32_t>* out) const;
 
 private:
     // Cells: key << 32 | slot; kEmpty ends a probe run; kGone (a removed pair) does not. Keys

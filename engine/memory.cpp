@@ -64,9 +64,7 @@ std::optional<Duplicate> MemoryEngine::find_duplicate(const float* unit) const {
         dedup_->codes(unit, config_.dim, 1, code.data(), &scratch);
         std::vector<std::uint32_t> cands;
         std::vector<std::size_t> positions;
-        dedup_->probe(code.data(), &positions, [&](std::uint32_t s) { cands.push_back(s); });
-        std::sort(cands.begin(), cands.end());
-        cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
+        dedup_->candidates(code.data(), &positions, &cands);
         for (const std::uint32_t s : cands) {
             consider(s, score(unit, s));
         }

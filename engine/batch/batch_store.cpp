@@ -224,10 +224,7 @@ void screen_indexed(const MemoryEngine& memory, const float* units, std::size_t 
                 const std::uint32_t* code = &codes[a * w];
                 const float* q = units + (i0 + a) * stride;
                 const auto item = static_cast<std::uint32_t>(i0 + a);
-                found.clear();
-                index.probe(code, &positions, [&](std::uint32_t slot) { found.push_back(slot); });
-                std::sort(found.begin(), found.end());
-                found.erase(std::unique(found.begin(), found.end()), found.end());
+                index.candidates(code, &positions, &found);
                 for (const std::uint32_t slot : found) {
                     const float exact = std::clamp(k.dot(q, hot.row(slot), dim), -1.0F, 1.0F);
                     if (exact >= threshold) {

@@ -50,9 +50,7 @@ std::vector<std::uint32_t> code_of(const DedupIndex& index, const std::vector<fl
 std::vector<std::uint32_t> candidates(const DedupIndex& index, const std::vector<float>& q) {
     std::vector<std::uint32_t> out;
     std::vector<std::size_t> positions;
-    index.probe(code_of(index, q).data(), &positions, [&](std::uint32_t s) { out.push_back(s); });
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
+    index.candidates(code_of(index, q).data(), &positions, &out);
     return out;
 }
 
