@@ -257,6 +257,7 @@ Status SharedStore::commit(const TransactionOps& tx) {
         reset_index();
         Status reload = undo.is_ok() ? load() : undo;
         drain_journal();
+        rebuild_recall_indexes();
         if (!reload.is_ok()) {
             return Status(failed.code(), failed.message() + "; restoring the store also failed: " +
                                              reload.message());

@@ -13,6 +13,10 @@
 //   only moves past slots that are not waiting, so a search that lists the waiting slots from
 //   tail_head_ (collect_unindexed) and walks the graph misses none: it needs no lock but the
 //   store's shared one, and its cost is the tail's, not the store's.
+//   The same drain keeps recall's indexes (what_index_, place_index_, time_index_): each slot the
+//   chunk touched is indexed again from its final state, or forgotten when it is free. After a
+//   load (or a failed commit's reload) they are rebuilt whole, and again whenever a text index's
+//   garbage (lists are appended to, never edited) outweighs its live entries.
 #include "db/shared_store.hpp"
 
 #include <algorithm>
@@ -37,6 +41,10 @@ engine::HnswConfig SharedStore::index_config() const {
 }
 
 void SharedStore::reset_index() {
+    what_index_.clear();
+    place_index_.clear();
+    time_index_.clear();
+    recall_indexed_ = false; // until rebuild_recall_indexes()
     std::lock_guard<std::mutex> g(tail_mutex_);
     index_ = std::make_unique<engine::HnswIndex>(index_config());
     tail_.clear();
@@ -94,6 +102,22 @@ void SharedStore::drain_journal() {
             tail_.push_back(ev.slot);
         }
     }
+    if (recall_indexed_) {
+        // One update per slot, from its state after the chunk.
+        thread_local std::vector<std::uint32_t> slots;
+        slots.clear();
+        for (const engine::TierEvent& ev : journal_) {
+            slots.push_back(ev.slot);
+        }
+        std::sort(slots.begin(), slots.end());
+        slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+        for (const std::uint32_t slot : slots) {
+            index_for_recall(slot);
+        }
+        if (what_index_.needs_rebuild() || place_index_.needs_rebuild()) {
+            rebuild_recall_indexes();
+        }
+    }
     journal_.clear();
     // Compact: drop the entries the builder has taken and the stale ones, so that the list
     // searches walk is the unindexed tail (plus what the builder indexes until the next commit).
@@ -117,6 +141,34 @@ void SharedStore::drain_journal() {
     if (waiting_ > 0 || purge_wanted_) {
         tail_cv_.notify_one();
     }
+}
+
+void SharedStore::index_for_recall(std::uint32_t slot) {
+    const engine::HotTier& hot = memory_->hot();
+    if (slot >= hot.slots() || !hot.info(slot).live) {
+        what_index_.remove(slot);
+        place_index_.remove(slot);
+        time_index_.remove(slot);
+        return;
+    }
+    static const SlotText kNone;
+    const SlotText& t = slot < texts_.size() ? texts_[slot] : kNone;
+    what_index_.set(slot, t.what);
+    place_index_.set(slot, t.location);
+    time_index_.set(slot, hot.info(slot).occurred_at);
+}
+
+void SharedStore::rebuild_recall_indexes() {
+    what_index_.clear();
+    place_index_.clear();
+    time_index_.clear();
+    const engine::HotTier& hot = memory_->hot();
+    for (std::uint32_t slot = 0; slot < hot.slots(); ++slot) {
+        if (hot.info(slot).live) {
+            index_for_recall(slot);
+        }
+    }
+    recall_indexed_ = true;
 }
 
 void SharedStore::build_loop() {

@@ -97,6 +97,7 @@ Result<std::shared_ptr<SharedStore>> SharedStore::acquire(const StoreOptions& op
     }
     ENGRAM_TRY(fresh->load_edges());
     fresh->drain_journal();
+    fresh->rebuild_recall_indexes();
     fresh->builder_ = std::thread([s = fresh.get()] { s->build_loop(); });
     // The deleter takes the registry lock so that closing and re-opening the same path never race.
     std::shared_ptr<SharedStore> shared(fresh.release(), [key](SharedStore* s) {

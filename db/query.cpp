@@ -9,8 +9,10 @@
 //   the rows that can be in the top k are rescored with the canonical `dot`: single and batch
 //   searches report the same scores. Scores are clamped cosines; ties go to the smallest id.
 //   Buffers are per thread and reused: a warm search allocates its result only.
-//   recall() builds a view of every hot memory (and of the cold ones when a cue asks for them,
-//   read from storage) and runs the cues in parallel with engine/recall (DESIGN §2 scores).
+//   recall() runs the cues in parallel with engine/recall (DESIGN §2 scores) over RecallSource:
+//   the hot slots by number, with the indexes db/index.cpp keeps (words and substrings of what
+//   and location, time order) and the graph for embedding cues, so a cue reads its candidates
+//   only. Cold memories are read from storage when a cue asks for them (not indexed).
 #include "db/shared_store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -269,27 +271,122 @@ void SharedStore::search_batch(const float* units, std::size_t n, std::size_t st
     });
 }
 
+void SharedStore::nearest_slots(const float* unit, std::size_t k,
+                                std::vector<std::uint32_t>* out) const {
+    SearchScratch& s = scratch();
+    pending_slots(nullptr, &s.pending);
+    s.tail.resize(1);
+    score_tail(unit, 0, 1, s.pending, -2.0F, k, &s.scores, s.tail.data());
+    std::vector<engine::Match>& found = s.found;
+    found.assign(s.tail[0].begin(), s.tail[0].end());
+    thread_local std::vector<std::pair<std::uint32_t, float>> graph;
+    const std::size_t ef = std::max(k, static_cast<std::size_t>(options_.ef_search));
+    index_->search_into(unit, k, ef, nullptr, &graph);
+    for (const auto& [slot, score] : graph) {
+        found.push_back({slot, score});
+    }
+    const std::size_t n = std::min(k, found.size());
+    std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(n), found.end(),
+                      [](const engine::Match& a, const engine::Match& b) {
+                          return a.score != b.score ? a.score > b.score : a.slot < b.slot;
+                      });
+    for (std::size_t i = 0; i < n; ++i) {
+        out->push_back(found[i].slot);
+    }
+}
+
+// engine::RecallStore over the store, under its shared lock: hot slot s is memory number s;
+// cold memories (read from storage when a cue asks for them) come after the last slot.
+class SharedStore::RecallSource final : public engine::RecallStore {
+public:
+    explicit RecallSource(const SharedStore& store)
+        : store_(store), hot_(store.memory_->hot()),
+          slots_(static_cast<std::uint32_t>(hot_.slots())), pressure_(store.memory_->pressure()),
+          now_(engine::now_seconds()) {}
+
+    // Cold memories, numbered from the last slot on.
+    std::deque<engine::EpisodeRecord> cold;
+    std::deque<std::vector<float>> cold_units;
+
+    std::uint32_t limit() const override {
+        return slots_ + static_cast<std::uint32_t>(cold.size());
+    }
+    std::uint32_t indexed_limit() const override { return slots_; }
+    bool get(std::uint32_t i, engine::MemoryView* out) const override {
+        if (i >= slots_) {
+            const engine::Episode& e = cold[i - slots_].episode;
+            *out = {e.id, e.what, e.location, e.occurred_at, cold_units[i - slots_].data(), false};
+            return true;
+        }
+        const engine::SlotInfo& info = hot_.info(i);
+        if (!info.live) {
+            return false;
+        }
+        static const SlotText kNone;
+        const SlotText& t = i < store_.texts_.size() ? store_.texts_[i] : kNone;
+        *out = {info.id, t.what, t.location, info.occurred_at, hot_.row(i), true};
+        return true;
+    }
+    std::size_t dim() const override { return store_.options_.memory.dim; }
+    double pressure() const override { return pressure_; }
+    double now() const override { return now_; }
+    void visit_hot_by_time(double lo, double hi,
+                           const std::function<bool(std::uint32_t, double)>& fn) const override {
+        store_.time_index_.visit(lo, hi, fn);
+    }
+    bool find_id(std::string_view id, std::vector<std::uint32_t>* out) const override {
+        if (const auto slot = hot_.find(id)) {
+            out->push_back(*slot);
+        }
+        return true;
+    }
+    bool what_containing(std::string_view q, std::vector<std::uint32_t>* out) const override {
+        return store_.what_index_.containing(q, out);
+    }
+    bool what_within(std::string_view q, std::vector<std::uint32_t>* out) const override {
+        return store_.what_index_.within(q, out);
+    }
+    bool what_with_word(std::string_view w, std::vector<std::uint32_t>* out) const override {
+        store_.what_index_.with_word(w, out);
+        return true;
+    }
+    bool location_containing(std::string_view q, std::vector<std::uint32_t>* out) const override {
+        return store_.place_index_.containing(q, out);
+    }
+    bool location_within(std::string_view q, std::vector<std::uint32_t>* out) const override {
+        return store_.place_index_.within(q, out);
+    }
+    bool in_time(double lo, double hi, std::vector<std::uint32_t>* out) const override {
+        store_.time_index_.visit(lo, hi, [out](std::uint32_t slot, double) {
+            out->push_back(slot);
+            return true;
+        });
+        return true;
+    }
+    std::size_t count_in_time(double lo, double hi) const override {
+        return store_.time_index_.count(lo, hi);
+    }
+    bool nearest(const float* unit, std::size_t k, std::vector<std::uint32_t>* out) const override {
+        store_.nearest_slots(unit, k, out);
+        return true;
+    }
+
+private:
+    const SharedStore& store_;
+    const engine::HotTier& hot_;
+    std::uint32_t slots_;
+    double pressure_;
+    double now_;
+};
+
 std::vector<Result<std::vector<std::pair<std::string, double>>>>
 SharedStore::recall(std::span<const engine::Cue> cues) {
     std::shared_lock<std::shared_mutex> lock(mutex_);
-    const engine::HotTier& hot = memory_->hot();
-    std::vector<engine::MemoryView> views;
-    views.reserve(hot.count());
-    for (std::uint32_t slot = 0; slot < hot.slots(); ++slot) {
-        const engine::SlotInfo& info = hot.info(slot);
-        if (!info.live) {
-            continue;
-        }
-        static const SlotText kNone;
-        const SlotText& t = slot < texts_.size() ? texts_[slot] : kNone;
-        views.push_back({info.id, t.what, t.location, info.occurred_at, hot.row(slot), true});
-    }
-    // Cold memories are read from storage only when a cue asks for them.
-    std::deque<engine::EpisodeRecord> cold;
-    std::deque<std::vector<float>> cold_units;
+    RecallSource source(*this);
+    std::vector<Result<std::vector<std::pair<std::string, double>>>> out;
+    // Cold memories are not indexed: they are read from storage when a cue asks for them.
     const bool want_cold =
         std::any_of(cues.begin(), cues.end(), [](const engine::Cue& c) { return c.include_cold; });
-    std::vector<Result<std::vector<std::pair<std::string, double>>>> out;
     if (want_cold) {
         auto cursor = db_->episodes();
         for (cursor->seek_first(); cursor->valid(); cursor->next()) {
@@ -301,22 +398,13 @@ SharedStore::recall(std::span<const engine::Cue> cues) {
             if (rec->tier != engine::Tier::kCold) {
                 continue;
             }
-            cold.push_back(std::move(rec.value()));
-            cold_units.push_back(detail::unit_vector(cold.back().episode.embedding));
-            const engine::Episode& e = cold.back().episode;
-            views.push_back(
-                {e.id, e.what, e.location, e.occurred_at, cold_units.back().data(), false});
+            source.cold.push_back(std::move(rec.value()));
+            source.cold_units.push_back(detail::unit_vector(source.cold.back().episode.embedding));
         }
     }
-    const std::vector<std::uint32_t> by_time = engine::build_time_index(views);
-    engine::RecallContext ctx;
-    ctx.memories = views;
-    ctx.dim = options_.memory.dim;
-    ctx.pressure = memory_->pressure();
-    ctx.now = engine::now_seconds();
-    ctx.hot_by_time = by_time;
-    auto results = engine::recall_batch(cues, ctx, engine::default_arena());
+    auto results = engine::recall_batch(cues, source, engine::default_arena());
     out.reserve(results.size());
+    engine::MemoryView view;
     for (auto& r : results) {
         if (!r) {
             out.emplace_back(r.status());
@@ -325,7 +413,8 @@ SharedStore::recall(std::span<const engine::Cue> cues) {
         std::vector<std::pair<std::string, double>> rows;
         rows.reserve(r->size());
         for (const engine::RecallResult& x : r.value()) {
-            rows.emplace_back(std::string(views[x.index].id), x.confidence);
+            source.get(x.index, &view);
+            rows.emplace_back(std::string(view.id), x.confidence);
         }
         out.emplace_back(std::move(rows));
     }

@@ -38,6 +38,8 @@
 #include "db/types.hpp"
 #include "engine/hnsw/hnsw.hpp"
 #include "engine/spread.hpp"
+#include "engine/text_index.hpp"
+#include "engine/time_index.hpp"
 
 namespace engram::db {
 
@@ -189,6 +191,19 @@ private:
     };
     void set_text(const engine::Episode& e);
     std::vector<SlotText> texts_;
+    // Recall's indexes over the hot slots (db/index.cpp keeps them, db/query.cpp reads them):
+    // words and substrings of `what`, of the location, and the time order. Kept per journal
+    // event while recall_indexed_; rebuilt whole after a load or when garbage outweighs them.
+    engine::TextIndex what_index_;
+    engine::TextIndex place_index_;
+    engine::TimeIndex time_index_;
+    bool recall_indexed_ = false;
+    void index_for_recall(std::uint32_t slot);
+    void rebuild_recall_indexes();
+    class RecallSource; // engine::RecallStore over this store (db/query.cpp)
+    // Up to k hot slots nearest to `unit`: the graph's ef = max(k, ef_search) walk and the
+    // unindexed tail (under the shared lock).
+    void nearest_slots(const float* unit, std::size_t k, std::vector<std::uint32_t>* out) const;
     // The edges as a compressed graph over dense node numbers (guarded by mutex_).
     Status load_edges();
     std::uint32_t node_for(const std::string& id);

@@ -32,16 +32,29 @@
 //   - otherwise, when boost > 0.5 × threshold: t becomes a result with confidence = boost.
 // Boosts are applied by source order, then by target index (a target is reached at most once
 // per source, so this order fixes the result bit for bit). Pressure is clamped to [0, 1].
-// Cost: O(n) scoring + O(|S| log n + boost pairs), using a time index of the hot memories.
+// Boost cost: O(|S| log |S| + targets × sources read per target), where targets are the hot
+// memories within an hour of a source and a target stops reading sources once it reaches 1.
 //
 // Finally results are sorted by confidence desc (ties: id asc, then index asc) and cut to
 // max_results (which must be >= 1).
 //
-// Thread safety: recall() and recall_batch() only read the context; the memories (and their
-// vectors) must stay alive and unchanged during the call. recall_batch() runs inside the
+// Two ways in, one scoring code:
+//   - a RecallContext: a view of every memory; each cue reads all of them (the reference).
+//   - a RecallStore: the memories by number plus indexes that name candidates (a superset of
+//     what a rule can match); only candidates are read and scored, with the same code, so the
+//     results are the reference's bit for bit — except for embedding cues, whose candidates
+//     come from an approximate nearest-neighbour search (RecallStore::nearest): the
+//     max(4 × max_results, 64) nearest memories, doubled while the farthest of them still
+//     scores >= 0.7 (a boost source), up to kMaxNearest. Where a finder cannot answer (a
+//     1-byte query, threshold 0 — which keeps every memory —, a store without that index) the
+//     cue reads every memory, as the reference does.
+//
+// Thread safety: recall() and recall_batch() only read the context or store; the memories (and
+// their vectors) must stay alive and unchanged during the call. recall_batch() runs inside the
 // caller's arena and returns exactly what recall() returns per cue, at any thread count.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -81,6 +94,69 @@ struct RecallResult {
     double confidence = 0.0;
 };
 
+// A store recall reads through indexes. Memories are numbered [0, limit()); the numbers are the
+// "memory-index order" above (sources, ties). Numbers below indexed_limit() are covered by the
+// finders; numbers from indexed_limit() on (cold memories, say) are read one by one when a cue
+// considers them. Each finder appends candidate numbers (duplicates, stale and empty numbers
+// allowed) and returns false when it cannot answer (the cue then reads every memory).
+class RecallStore {
+public:
+    virtual ~RecallStore() = default;
+    virtual std::uint32_t limit() const = 0;
+    virtual std::uint32_t indexed_limit() const { return 0; }
+    // The memory numbered i; false when there is none.
+    virtual bool get(std::uint32_t i, MemoryView* out) const = 0;
+    virtual std::size_t dim() const = 0;
+    virtual double pressure() const = 0;
+    virtual double now() const = 0;
+
+    // Hot memories with a finite time in [lo, hi], in (time, number) order: the boost's
+    // neighbours. fn returns false to stop.
+    virtual void visit_hot_by_time(double lo, double hi,
+                                   const std::function<bool(std::uint32_t, double)>& fn) const = 0;
+
+    // Memory whose id is `id`.
+    virtual bool find_id(std::string_view /*id*/, std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    // Memories whose ASCII-lowered `what` contains / is a substring of / has the word...
+    virtual bool what_containing(std::string_view /*lowered*/,
+                                 std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    virtual bool what_within(std::string_view /*lowered*/,
+                             std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    virtual bool what_with_word(std::string_view /*lowered_word*/,
+                                std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    // ... and the same for the location.
+    virtual bool location_containing(std::string_view /*lowered*/,
+                                     std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    virtual bool location_within(std::string_view /*lowered*/,
+                                 std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    // Memories with lo <= occurred_at <= hi (infinite bounds allowed), and an upper bound of
+    // their count (SIZE_MAX: unknown).
+    virtual bool in_time(double /*lo*/, double /*hi*/, std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+    virtual std::size_t count_in_time(double /*lo*/, double /*hi*/) const { return SIZE_MAX; }
+    // Up to k memories nearest to `unit` (approximate; the k best it found).
+    virtual bool nearest(const float* /*unit*/, std::size_t /*k*/,
+                         std::vector<std::uint32_t>* /*out*/) const {
+        return false;
+    }
+};
+
+// Embedding cues through RecallStore::nearest ask for at most this many memories.
+inline constexpr std::size_t kMaxNearest = std::size_t{1} << 16;
+
 // Indices of the hot memories sorted by (occurred_at, index): the temporal boost's neighbour
 // index. O(n log n); build once per store version and pass it in RecallContext::hot_by_time.
 std::vector<std::uint32_t> build_time_index(std::span<const MemoryView> memories);
@@ -94,6 +170,12 @@ Result<std::vector<RecallResult>> recall(const Cue& cue, const RecallContext& co
 // recall() of every cue, in parallel inside `arena`; one Result per cue, in cue order.
 std::vector<Result<std::vector<RecallResult>>>
 recall_batch(std::span<const Cue> cues, const RecallContext& context, tbb::task_arena& arena);
+
+// The same through a store's indexes (see RecallStore); RecallResult::index is the memory's
+// number in the store.
+Result<std::vector<RecallResult>> recall(const Cue& cue, const RecallStore& store);
+std::vector<Result<std::vector<RecallResult>>>
+recall_batch(std::span<const Cue> cues, const RecallStore& store, tbb::task_arena& arena);
 
 // Cue factories: fill the fields of one kind (the other fields keep their defaults).
 Cue embedding_cue(std::vector<float> embedding, double threshold, std::size_t max_results);
