@@ -380,7 +380,7 @@ private:
 };
 
 std::vector<Result<std::vector<std::pair<std::string, double>>>>
-SharedStore::recall(std::span<const engine::Cue> cues) {
+SharedStore::recall(std::span<const engine::Cue> cues, bool scan) {
     std::shared_lock<std::shared_mutex> lock(mutex_);
     RecallSource source(*this);
     std::vector<Result<std::vector<std::pair<std::string, double>>>> out;
@@ -402,7 +402,24 @@ SharedStore::recall(std::span<const engine::Cue> cues) {
             source.cold_units.push_back(detail::unit_vector(source.cold.back().episode.embedding));
         }
     }
-    auto results = engine::recall_batch(cues, source, engine::default_arena());
+    std::vector<engine::MemoryView> views; // the reference's: every memory, in number order
+    std::vector<std::uint32_t> number;     // of each view
+    if (scan) {
+        engine::MemoryView v;
+        for (std::uint32_t i = 0; i < source.limit(); ++i) {
+            if (source.get(i, &v)) {
+                views.push_back(v);
+                number.push_back(i);
+            }
+        }
+    }
+    engine::RecallContext ctx;
+    ctx.memories = views;
+    ctx.dim = source.dim();
+    ctx.pressure = source.pressure();
+    ctx.now = source.now();
+    auto results = scan ? engine::recall_batch(cues, ctx, engine::default_arena())
+                        : engine::recall_batch(cues, source, engine::default_arena());
     out.reserve(results.size());
     engine::MemoryView view;
     for (auto& r : results) {
@@ -413,7 +430,7 @@ SharedStore::recall(std::span<const engine::Cue> cues) {
         std::vector<std::pair<std::string, double>> rows;
         rows.reserve(r->size());
         for (const engine::RecallResult& x : r.value()) {
-            source.get(x.index, &view);
+            source.get(scan ? number[x.index] : x.index, &view);
             rows.emplace_back(std::string(view.id), x.confidence);
         }
         out.emplace_back(std::move(rows));

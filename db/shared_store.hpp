@@ -88,8 +88,11 @@ public:
                       std::vector<Hits>* out);
     // Recall (DESIGN §2) of each cue against the hot memories (and the cold ones for cues that
     // ask for them), in parallel over cues; results per cue as (id, confidence), best first.
+    // Candidates come from the store's indexes (engine/recall.hpp says what each cue kind
+    // guarantees). With `scan`, every memory is read for every cue instead: the reference the
+    // indexed path is tested and benchmarked against.
     std::vector<Result<std::vector<std::pair<std::string, double>>>>
-    recall(std::span<const engine::Cue> cues);
+    recall(std::span<const engine::Cue> cues, bool scan = false);
     // Writes edge changes atomically (every src and dst must be a stored memory) and applies them
     // to the in-memory graph. On error nothing changes.
     Status commit_edges(const std::vector<EdgeOp>& ops);

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/recall.hpp"
 #include "engine/simd/kernels.hpp"
 
 namespace engram::db {
@@ -158,6 +159,109 @@ TEST(SharedStore, DeduplicatesThroughTheIndexAtAnyBatchSize) {
     }
     EXPECT_EQ(dedups[0], 150);
     EXPECT_EQ(dedups[1], 150);
+}
+
+
+// Recall through the store's indexes (words, substrings, locations, time order, the graph)
+// returns what reading every memory returns, bit for bit, after inserts, updates, deletes,
+// replacements and evictions that free and reuse slots — for every cue kind, with the boost.
+TEST(SharedStoreRecall, IndexedEqualsScan) {
+    StoreOptions o;
+    o.path = "/engram-memory/unit/recall-indexed";
+    o.in_memory = true;
+    o.memory.dim = kDim;
+    o.memory.dedup_threshold.reset();
+    o.memory.capacity = 450; // evictions to the cold tier
+    auto opened = SharedStore::acquire(o);
+    ASSERT_TRUE(opened.is_ok()) << opened.status().message();
+    auto store = opened.value();
+    std::mt19937 rng(21);
+    const std::vector<std::string> words = {"coffee", "Ana",  "kitchen", "tea",   "ber",
+                                            "number", "77",   "café",    "x",     "na",
+                                            "rain",   "walk", "park",    "7",     "e"};
+    const std::vector<std::string> places = {"", "Kitchen", "the kitchen table", "Park",
+                                             "park bench", "Office", "o"};
+    auto text = [&](std::size_t n) {
+        std::string t;
+        for (std::size_t i = 0; i < n; ++i) {
+            t += (i == 0 ? "" : (rng() % 5 == 0 ? "-" : " "));
+            t += words[rng() % words.size()];
+        }
+        return t;
+    };
+    const double t0 = 1.7e9;
+    auto insert = [&](const std::string& id, bool replace) {
+        PendingOp op;
+        op.id = id;
+        op.replace = replace;
+        op.episode.id = id;
+        op.episode.embedding = random_vector(rng);
+        op.episode.what = text(rng() % 4);
+        op.episode.location = places[rng() % places.size()];
+        op.episode.occurred_at = t0 + static_cast<double>(rng() % 20000); // ~5.5 h: boosts
+        op.episode.confidence = 0.5;
+        return op;
+    };
+    int next = 0;
+    for (int round = 0; round < 6; ++round) {
+        std::vector<PendingOp> ops;
+        for (int i = 0; i < 120; ++i) {
+            ops.push_back(insert("m" + std::to_string(next++), false));
+        }
+        for (int i = 0; i < 25 && next > 200; ++i) {
+            const std::string id = "m" + std::to_string(rng() % static_cast<unsigned>(next - 120));
+            const int what = static_cast<int>(rng() % 3);
+            if (what == 0) {
+                PendingOp del;
+                del.kind = PendingOp::Kind::kDelete;
+                del.id = id;
+                ops.push_back(del);
+            } else if (what == 1) {
+                PendingOp up = insert(id, false);
+                up.kind = PendingOp::Kind::kUpdate;
+                ops.push_back(up);
+            } else {
+                ops.push_back(insert(id, true));
+            }
+        }
+        ASSERT_TRUE(store->commit(ops).is_ok());
+    }
+    ASSERT_GT(store->stats().cold, 0U);
+    std::vector<engine::Cue> cues;
+    for (const double thr : {0.0, 0.2, 0.5, 0.7, 0.75}) {
+        for (const char* q : {"coffee", "Ana kitchen", "number 77", "na", "e", "ber 7",
+                              "x", "coffee with Ana in the kitchen", "café-rain", "m12",
+                              "zzz"}) {
+            cues.push_back(engine::semantic_cue(q, thr, 40));
+        }
+        cues.push_back(engine::context_cue(t0 + 1000, t0 + 4000, std::nullopt, thr, 40));
+        cues.push_back(engine::context_cue(std::nullopt, std::nullopt, "kitchen", thr, 40));
+        cues.push_back(engine::context_cue(t0, t0 + 9000, "park", thr, 40));
+        cues.push_back(engine::context_cue(std::nullopt, t0 + 500, "the kitchen table x", thr, 40));
+        cues.push_back(engine::context_cue(std::nullopt, std::nullopt, "", thr, 40));
+        cues.push_back(engine::temporal_before(t0 + 3000, thr, 40));
+        cues.push_back(engine::temporal_after(t0 + 18000, thr, 40));
+        cues.push_back(engine::temporal_between(t0 + 5000, t0 + 5600, thr, 40));
+        cues.push_back(engine::temporal_recent(1e12, thr, 40));
+        cues.push_back(engine::embedding_cue(random_vector(rng), thr, 200));
+    }
+    const std::size_t hot_only = cues.size();
+    for (std::size_t i = 0; i < hot_only; i += 3) {
+        engine::Cue c = cues[i];
+        c.include_cold = true;
+        cues.push_back(c);
+    }
+    const auto indexed = store->recall(cues);
+    const auto scanned = store->recall(cues, true);
+    ASSERT_EQ(indexed.size(), cues.size());
+    std::size_t rows = 0;
+    for (std::size_t i = 0; i < cues.size(); ++i) {
+        ASSERT_TRUE(indexed[i].is_ok()) << i << ": " << indexed[i].status().message();
+        ASSERT_TRUE(scanned[i].is_ok()) << i;
+        EXPECT_EQ(indexed[i].value(), scanned[i].value()) << "cue " << i;
+        rows += indexed[i]->size();
+    }
+    EXPECT_GT(rows, 1000U); // the cues do find memories
 }
 
 } // namespace
