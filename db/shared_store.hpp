@@ -93,6 +93,8 @@ public:
     // indexed path is tested and benchmarked against.
     std::vector<Result<std::vector<std::pair<std::string, double>>>>
     recall(std::span<const engine::Cue> cues, bool scan = false);
+    // Bytes held by recall's indexes (words and substrings of what and location, time order).
+    std::size_t recall_index_bytes();
     // Writes edge changes atomically (every src and dst must be a stored memory) and applies them
     // to the in-memory graph. On error nothing changes.
     Status commit_edges(const std::vector<EdgeOp>& ops);
