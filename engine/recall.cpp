@@ -331,9 +331,8 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
         break;
     }
     case CueKind::kContext: {
-        if (cue.threshold <= 0.0) {
-            return false; // every memory is kept
-        }
+        // Threshold 0 keeps every memory: the candidates are those scoring above 0, and
+        // recall_impl reads every memory when fewer than max_results end above 0.
         const double lo = cue.has_from ? cue.from : -kInf;
         const double hi = cue.has_to ? cue.to : kInf;
         std::vector<std::uint32_t> by_place;
@@ -372,10 +371,7 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
             break;
         }
         break;
-    case CueKind::kSemantic:
-        if (cue.threshold <= 0.0) {
-            return false;
-        }
+    case CueKind::kSemantic: // threshold 0: as for context
         ok = store.find_id(cue.text, out) && store.what_containing(p.lowered, out) &&
              (cue.threshold > kSubstringOfQuery || store.what_within(p.lowered, out));
         if (ok && p.words_can_pass) {
@@ -398,7 +394,9 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
 }
 
 // Scores the candidates (or every memory), in number order.
-Results score_all(const Prepared& p, const RecallStore& store) {
+// Scores the candidates, or every memory when `scan` or when the store cannot name them;
+// *indexed says which happened.
+Results score_all(const Prepared& p, const RecallStore& store, bool scan, bool* indexed) {
     const Cue& cue = *p.cue;
     Results out;
     std::string buf;
@@ -412,7 +410,8 @@ Results score_all(const Prepared& p, const RecallStore& store) {
         }
     };
     std::vector<std::uint32_t> cands;
-    if (find_candidates(p, store, &cands)) {
+    *indexed = !scan && find_candidates(p, store, &cands);
+    if (*indexed) {
         for (const std::uint32_t i : cands) {
             consider(i);
         }
@@ -601,8 +600,21 @@ void rank(Results& results, const RecallStore& store, std::size_t max_results) {
 Result<Results> recall_impl(const Cue& cue, const RecallStore& store) {
     Prepared prepared;
     ENGRAM_TRY(prepare(cue, store.dim(), store.now(), &prepared));
-    Results results = score_all(prepared, store);
+    bool indexed = false;
+    Results results = score_all(prepared, store, false, &indexed);
     apply_boost(results, cue, store);
+    if (indexed && cue.threshold <= 0.0 &&
+        (cue.kind == CueKind::kSemantic || cue.kind == CueKind::kContext)) {
+        // Threshold 0 keeps every memory, at 0 when no rule or boost reaches it. The candidates
+        // held every memory above 0 (a boost admits any target above 0, and adding to a 0 gives
+        // the same sum); when they fill max_results the zeros cannot rank, else read them all.
+        const auto positive = static_cast<std::size_t>(std::count_if(
+            results.begin(), results.end(), [](const RecallResult& r) { return r.confidence > 0.0; }));
+        if (positive < cue.max_results) {
+            results = score_all(prepared, store, true, &indexed);
+            apply_boost(results, cue, store);
+        }
+    }
     rank(results, store, cue.max_results);
     return results;
 }
