@@ -82,6 +82,9 @@ hnsw_section() {
     echo "## Spreading activation and recall"
     echo
     "$build/bench/engram_spread_bench"
+    echo
+    # Recall per cue kind as the store grows to 1M memories, through SQL (a few minutes).
+    /usr/bin/python3 "$root/bench/recall_bench.py" "$build/engram"
     if [[ -x "$build/bench/engram_hnsw_bench" ]]; then
         echo
         hnsw_section
