@@ -238,7 +238,11 @@ void bind_field(Statement& s, int slot, const StoreField& f, const Json& v,
         if (!v.is_number()) {
             throw FieldError(field, "expected a number, got " + type_name(v));
         }
-        s.bind_double(slot, v.get<double>());
+        if (v.is_number_integer()) {
+            s.bind_int(slot, v.get<std::int64_t>());
+        } else {
+            s.bind_double(slot, v.get<double>());
+        }
         return;
     case FieldType::Time:
         if (v.is_number_integer()) {
