@@ -300,6 +300,7 @@ public:
             return new httplib::ThreadPool(static_cast<std::size_t>(threads));
         };
         http_.set_payload_max_length(opt_.max_body_bytes);
+        http_.set_tcp_nodelay(true); // SSE events are small writes: no Nagle delay
         http_.set_read_timeout(30, 0);
         http_.set_write_timeout(opt_.write_timeout_s, 0);
         http_.set_keep_alive_timeout(30);
