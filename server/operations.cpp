@@ -7,6 +7,7 @@
 #include <memory>
 #include <regex>
 #include <set>
+#include <string_view>
 #include <thread>
 
 namespace engram::server {
@@ -98,7 +99,7 @@ Json error_result(std::size_t index, const std::string& code, const std::string&
 
 } // namespace
 
-OperationsRequest parse_operations_request(const Json& body) {
+OperationsRequest parse_operations_request(Json body) {
     if (!body.is_object()) {
         throw ApiError(400, "invalid_request",
                        "the request body must be a JSON object, got " + type_name(body));
@@ -125,16 +126,17 @@ OperationsRequest parse_operations_request(const Json& body) {
         throw ApiError(400, "invalid_field", "operations: expected a list of operations",
                        std::nullopt, "operations");
     }
-    const Json& ops = body["operations"];
+    Json& ops = body["operations"];
     req.operations.reserve(ops.size());
     for (std::size_t i = 0; i < ops.size(); ++i) {
-        const Json& op = ops[i];
+        Json& op = ops[i];
         const std::string f = op_field(i);
         if (!op.is_object() || op.size() != 1) {
             throw ApiError(400, "invalid_operation",
                            f + ": expected an object with one of store, recall, similarity", i, f);
         }
-        const auto& [key, value] = *op.items().begin();
+        const std::string key = op.begin().key();
+        Json& value = op.begin().value();
         Operation o{};
         if (key == "store") {
             o.kind = OpKind::Store;
@@ -153,7 +155,7 @@ OperationsRequest parse_operations_request(const Json& body) {
                            f + "." + key + ": expected an object, got " + type_name(value), i,
                            f + "." + key);
         }
-        o.body = value;
+        o.body = std::move(value); // 1000-store requests: no copy of the vectors
         req.operations.push_back(std::move(o));
     }
     if (body.contains("stream_response")) {
@@ -257,6 +259,23 @@ void bind_field(Statement& s, int slot, const StoreField& f, const Json& v,
         }
         return;
     case FieldType::JsonText:
+        // An embedding of numbers travels as a float32 blob (no JSON text to write and parse
+        // again); anything else goes as JSON text and the extension judges it.
+        if (f.name == std::string_view("embedding") && v.is_array() && !v.empty()) {
+            std::vector<float> blob;
+            blob.reserve(v.size());
+            for (const Json& x : v) {
+                if (!x.is_number()) {
+                    blob.clear();
+                    break;
+                }
+                blob.push_back(x.get<float>());
+            }
+            if (blob.size() == v.size()) {
+                s.bind_blob(slot, blob.data(), blob.size() * sizeof(float));
+                return;
+            }
+        }
         // Arrays and objects go to the extension as JSON text, which it validates; a string
         // is taken as JSON text already.
         if (v.is_string()) {

@@ -101,7 +101,7 @@ struct OperationsRequest {
 };
 
 // Parses and checks a POST /batch/operations body. Throws ApiError.
-OperationsRequest parse_operations_request(const Json& body);
+OperationsRequest parse_operations_request(Json body);
 
 // Throws ApiError 404 when `table` is not an engram table of the database, 400 when it is not
 // a plain identifier; `field` names where it came from.
