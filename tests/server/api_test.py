@@ -199,6 +199,15 @@ try:
     check(len(statuses) == 80 and all(statuses), f"concurrent clients: {statuses.count(False)} failed")
     print(f"80 concurrent requests in {time.time() - t0:.2f} s")
 
+    # ---- memory_limit_mb caps a one-document reply: later results become errors ----------------
+    st, body, _ = req("POST", "/batch/operations", {"table": "mem", "memory_limit_mb": 1, "operations": [
+        {"similarity": {"embedding": vec(i, DIM), "k": 200}} for i in range(200)]})
+    codes = [r.get("error", {}).get("code") for r in body["results"]]
+    check(st == 200 and codes[0] is None and codes[-1] == "memory_limit"
+          and "exceed memory_limit_mb (1 MB); ask for stream_response: true" in body["results"][-1]["error"]["message"],
+          f"memory_limit_mb: {st} {codes[:2]} {codes[-2:]}")
+    check(len(json.dumps(body, separators=(",", ":"))) < (1 << 20) + 100000, "the reply stays near the limit")
+
     # ---- /metrics -------------------------------------------------------------------------------
     st, text, _ = req("GET", "/metrics")
     lines = text.splitlines()

@@ -78,7 +78,9 @@ class Server:
         self.proc.terminate()
         try:
             self.proc.wait(20)
+            check(self.proc.returncode == 0, f"engram serve exits 0 on SIGTERM (got {self.proc.returncode})")
         except subprocess.TimeoutExpired:
+            check(False, "engram serve did not stop within 20 s of SIGTERM")
             self.proc.kill()
             self.proc.wait()
         self.log.close()
