@@ -175,22 +175,28 @@ try:
     K = 100
     slow_ops = [{"similarity": {"embedding": vec(i, DIM), "k": K}} for i in range(3000)]
     rss0 = srv.rss_kb()
-    c, r = open_stream("/batch/operations", {"table": "mem", "operations": slow_ops, "stream_response": True})
+    c, r = open_stream("/batch/operations", {"table": "mem", "operations": slow_ops, "stream_response": True},
+                       rcvbuf=65536)
     job = r.getheader("X-Engram-Job")
     events = sse_events(r)
     seen, paused, lag, peak = 0, False, 0, rss0
     t0 = time.time()
+    # Read one event per 10 ms (the job makes them much faster) until the job has been seen
+    # paused for a while, at most 8 s: the kernel's socket buffers fill first, then the job waits.
+    paused_at = None
     for ev, eid, data in events:
         if ev != "batch_result":
             continue
         seen += 1
-        if seen % 20 == 0:
+        if seen % 10 == 0:
             s = job_status(job)
+            if s["paused"] and paused_at is None:
+                paused_at = seen
             paused = paused or s["paused"]
             lag = max(lag, s["events_written"] - s.get("slowest_reader_events", s["events_written"]))
             peak = max(peak, srv.rss_kb())
-        time.sleep(0.005)
-        if time.time() - t0 > 2.5:
+        time.sleep(0.01)
+        if (paused_at is not None and seen >= paused_at + 50) or time.time() - t0 > 8:
             break
     s = job_status(job)
     check(s["state"] == "running" and s["events_written"] < 3000, f"the job waits for the slow reader: {s}")
