@@ -99,6 +99,9 @@ hnsw_section() {
         head -1 || true)
     /usr/bin/python3 "$root/bench/sql_scale_bench.py" "$build/engram" --plot-dir "$root/bench" \
         ${direct:+--direct-dat "$direct"}
+    echo
+    # The HTTP server on loopback: 1000-store batches and batch similarity, bounded in count and time.
+    /usr/bin/python3 "$root/bench/server_load_bench.py" "$build/engram"
 } > "$report.tmp"
 mv "$report.tmp" "$report"
 cat "$report"

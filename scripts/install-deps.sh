@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(g++ cmake make pkg-config sqlite3 libsqlite3-dev librocksdb-dev libtbb-dev libxsimd-dev
-      libnuma-dev libmimalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev python3)
+      libnuma-dev libmimalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev python3
+      libcpp-httplib-dev chromium)
 if [[ "${1:-}" == "--bench" ]]; then
     pkgs+=(libhnswlib-dev dataset-fashion-mnist gnuplot-nox python3-numpy python3-hnswlib)
 fi
