@@ -67,7 +67,7 @@ def cues(kind, n, size, t0, rng):
         elif kind == "semantic":
             out.append(("semantic", "number %07d" % i, 0.6, 10, None))
         elif kind == "semantic broad":
-            out.append(("semantic", "word lunch", 0.25, 10, None))
+            out.append(("semantic", "word lunch%d" % i, 0.25, 10, None))
         elif kind == "context":
             out.append(("context", json.dumps({"from": t, "to": t + 3600,
                                                "location": "room %d" % (i % 1000)}), 0.75, 10,

@@ -25,6 +25,7 @@ constexpr double kBoostWindow = 3600.0; // seconds either side of a source
 constexpr double kBoostScale = 0.3;
 constexpr double kSubstringOfQuery = 0.7; // lower(query) contains lower(what)
 constexpr double kWordScale = 0.5;        // 0.5 × shared / query words
+constexpr std::size_t kFewInRange = 1024; // a context range this small names the candidates
 
 using Results = std::vector<RecallResult>;
 
@@ -336,17 +337,22 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
         const double lo = cue.has_from ? cue.from : -kInf;
         const double hi = cue.has_to ? cue.to : kInf;
         std::vector<std::uint32_t> by_place;
-        const bool place_ok = p.has_location && !p.lowered.empty() &&
-                              store.location_containing(p.lowered, &by_place) &&
-                              store.location_within(p.lowered, &by_place);
+        auto find_place = [&] {
+            return p.has_location && !p.lowered.empty() &&
+                   store.location_containing(p.lowered, &by_place) &&
+                   store.location_within(p.lowered, &by_place);
+        };
         if (p.has_range && p.has_location && cue.threshold > 0.5) {
-            // Both criteria must hold: the smaller side names the candidates.
-            if (place_ok && by_place.size() <= store.count_in_time(lo, hi)) {
+            // Both criteria must hold: the smaller side names the candidates (a short time
+            // range is taken without looking up the place).
+            const std::size_t in_range = store.count_in_time(lo, hi);
+            if (in_range > kFewInRange && find_place() && by_place.size() <= in_range) {
                 *out = std::move(by_place);
             } else {
                 ok = store.in_time(lo, hi, out);
             }
         } else {
+            const bool place_ok = find_place();
             if (p.has_location) {
                 ok = place_ok;
                 *out = std::move(by_place);

@@ -148,20 +148,55 @@ void TextIndex::clear() {
     garbage_ = 0;
 }
 
-const std::vector<std::uint32_t>* TextIndex::shortest(std::string_view m) const {
-    const std::vector<std::uint32_t>* best = nullptr;
+void TextIndex::candidates(std::string_view m, std::vector<std::uint32_t>* out) const {
+    thread_local std::vector<const std::vector<std::uint32_t>*> lists;
+    lists.clear();
     for (std::size_t i = 0; i + 3 <= m.size(); ++i) {
         const auto it = grams_.find(key_of(static_cast<unsigned char>(m[i]),
                                            static_cast<unsigned char>(m[i + 1]),
                                            static_cast<unsigned char>(m[i + 2])));
         if (it == grams_.end()) {
-            return nullptr;
+            return; // a trigram no text has: no candidate
         }
-        if (best == nullptr || it->second.size() < best->size()) {
-            best = &it->second;
-        }
+        lists.push_back(&it->second);
     }
-    return best;
+    std::sort(lists.begin(), lists.end(), [](const auto* a, const auto* b) {
+        return a->size() != b->size() ? a->size() < b->size() : a < b;
+    });
+    lists.erase(std::unique(lists.begin(), lists.end()), lists.end());
+    const std::vector<std::uint32_t>& first = *lists.front();
+    if (lists.size() == 1 || first.size() <= kFewCandidates) {
+        out->insert(out->end(), first.begin(), first.end());
+        return;
+    }
+    // Intersect the shortest list with the next ones while they are cheap to read next to
+    // what checking the candidates would cost.
+    thread_local std::vector<std::uint32_t> cand;
+    thread_local std::vector<std::uint8_t> hit;
+    cand.assign(first.begin(), first.end());
+    std::sort(cand.begin(), cand.end());
+    cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+    for (std::size_t l = 1; l < lists.size() && cand.size() > kFewCandidates; ++l) {
+        const std::vector<std::uint32_t>& next = *lists[l];
+        if (next.size() > kIntersectRatio * cand.size()) {
+            break; // sorted by size: the rest are longer still
+        }
+        hit.assign(cand.size(), 0);
+        for (const std::uint32_t slot : next) {
+            const auto at = std::lower_bound(cand.begin(), cand.end(), slot);
+            if (at != cand.end() && *at == slot) {
+                hit[static_cast<std::size_t>(at - cand.begin())] = 1;
+            }
+        }
+        std::size_t w = 0;
+        for (std::size_t i = 0; i < cand.size(); ++i) {
+            if (hit[i] != 0) {
+                cand[w++] = cand[i];
+            }
+        }
+        cand.resize(w);
+    }
+    out->insert(out->end(), cand.begin(), cand.end());
 }
 
 bool TextIndex::containing(std::string_view q, std::vector<std::uint32_t>* out) const {
@@ -180,9 +215,7 @@ bool TextIndex::containing(std::string_view q, std::vector<std::uint32_t>* out) 
         }
         return true;
     }
-    if (const auto* list = shortest(m)) {
-        out->insert(out->end(), list->begin(), list->end());
-    }
+    candidates(m, out);
     return true;
 }
 
@@ -192,9 +225,7 @@ void TextIndex::with_word(std::string_view word, std::vector<std::uint32_t>* out
     m.push_back(static_cast<char>(kSep));
     m += mapped(word);
     m.push_back(static_cast<char>(kSep));
-    if (const auto* list = shortest(m)) {
-        out->insert(out->end(), list->begin(), list->end());
-    }
+    candidates(m, out);
 }
 
 bool TextIndex::within(std::string_view q, std::vector<std::uint32_t>* out) const {

@@ -8,11 +8,12 @@
 //   digits, bytes >= 0x80: recall.hpp's words) mapped to one separator, and padded with one
 //   separator before and two after. Each distinct trigram of that form is a 24-bit key with a
 //   posting list of slots (unsorted, appended).
-//   - containing(q): a text containing q contains every trigram of q's mapped form, so the
-//     shortest posting list among q's trigrams holds every such text (for a 2-byte q, the union
-//     of the lists of its ~165 possible 3-byte extensions; 1-byte queries are not answered).
+//   - containing(q): a text containing q contains every trigram of q's mapped form, so it is in
+//     each of their posting lists: the shortest, intersected with the next shortest ones while
+//     they are short enough to be worth reading (for a 2-byte q, the union of the lists of its
+//     ~165 possible 3-byte extensions; 1-byte queries are not answered).
 //   - with_word(w): a text has the word w when its mapped form contains separator, w, separator:
-//     the shortest list among the trigrams of that string.
+//     the same intersection over the trigrams of that string.
 //   - within(q): texts equal to a substring of q, from a hash table of whole lowered texts: each
 //     substring of q whose length some text has is hashed (incrementally per start) and looked up.
 //   Lists are never edited in place: set() appends the slot's new trigrams, remove() only counts
@@ -20,7 +21,7 @@
 //   (needs_rebuild()). Candidates are therefore a superset — stale, freed or duplicate slots
 //   included — and the caller checks each against the current text, as recall does anyway.
 //
-// Cost: set O(|text|) amortised; containing / with_word O(|q| + shortest list); within
+// Cost: set O(|text|) amortised; containing / with_word O(|q| + the lists read); within
 // O(|q|²) hash steps (queries up to kMaxWithin bytes). Memory: 4 bytes per distinct trigram of
 // each text (plus list slack) and 16-32 bytes per text in the whole-text table.
 // Thread safety: none; the owner serialises writers against readers (const members may run
@@ -67,9 +68,12 @@ private:
         std::uint32_t slot = 0;
         std::uint32_t used = 0;
     };
-    // Shortest posting list among the trigrams of a mapped string (nullptr: a trigram with no
-    // list, so no text matches). `mapped` has at least 3 bytes.
-    const std::vector<std::uint32_t>* shortest(std::string_view mapped) const;
+    // Appends the slots in every posting list of the trigrams of a mapped string (at least 3
+    // bytes): the shortest list, intersected with the next shortest while each is at most
+    // kIntersectRatio times the candidates left and more than kFewCandidates are left.
+    void candidates(std::string_view mapped, std::vector<std::uint32_t>* out) const;
+    static constexpr std::size_t kFewCandidates = 32;
+    static constexpr std::size_t kIntersectRatio = 16;
     void put_whole(std::uint64_t hash, std::uint32_t slot);
 
     std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> grams_;
