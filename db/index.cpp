@@ -13,6 +13,9 @@
 //   only moves past slots that are not waiting, so a search that lists the waiting slots from
 //   tail_head_ (collect_unindexed) and walks the graph misses none: it needs no lock but the
 //   store's shared one, and its cost is the tail's, not the store's.
+//   The graph keeps no float rows: its re-rank reads the hot tier's (index_config()), and the
+//   store lock ties their lifetimes (a slot changes only under the exclusive lock, in the same
+//   hold that tombstones its node).
 #include "db/shared_store.hpp"
 
 #include <algorithm>
@@ -33,6 +36,14 @@ engine::HnswConfig SharedStore::index_config() const {
     hc.m = static_cast<std::size_t>(options_.m);
     hc.ef_construction = static_cast<std::size_t>(options_.ef_construction);
     hc.auto_purge = false; // the builder purges, so that commits never do
+    // One copy of each vector: the graph re-ranks with the hot tier's rows (label = slot). The
+    // row lifetime rule holds through the store lock: the tier frees, reuses or rewrites a slot
+    // only in a commit (mutex_ exclusive), which also tombstones the slot's node
+    // (drain_journal) before releasing the lock, while every search runs under mutex_ shared.
+    hc.rows.context = this;
+    hc.rows.row = [](const void* self, std::uint32_t label) noexcept {
+        return static_cast<const SharedStore*>(self)->memory_->hot().row(label);
+    };
     return hc;
 }
 

@@ -6,7 +6,8 @@
 //   search_level() runs a beam of width ef: candidates in a max-heap, results in a min-heap of the
 //   ef best accepted nodes (live, and passing the filter if any); tombstones and rejected nodes
 //   are still expanded, so they never cut the graph. Scores are int8 dot products (the screen);
-//   the ef survivors are re-ranked with exact float dot products (simd::kernels()). Visited marks
+//   the ef survivors are re-ranked with exact float dot products (simd::kernels()) against their
+//   float rows (the owner's, by label, or the index's own). Visited marks
 //   and heaps live in a per-thread Scratch. insert_slot() (hnsw.cpp) reuses greedy/search_level.
 #include "engine/hnsw/hnsw.hpp"
 
