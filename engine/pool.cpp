@@ -49,8 +49,7 @@ struct Mimalloc {
         zalloc_aligned = za;
         free = fr;
         version = ver;
-        usable_size =
-            reinterpret_cast<std::size_t (*)(const void*)>(dlsym(h, "mi_usable_size"));
+        usable_size = reinterpret_cast<std::size_t (*)(const void*)>(dlsym(h, "mi_usable_size"));
         process_info = reinterpret_cast<decltype(process_info)>(dlsym(h, "mi_process_info"));
         const int v = ver != nullptr ? ver() : 0;
         std::snprintf(name, sizeof name, "mimalloc %d.%d.%d", v / 100, v / 10 % 10, v % 10);
@@ -119,7 +118,9 @@ std::size_t process_rss_bytes() noexcept {
     const int got = std::fscanf(f, "%llu %llu", &size, &resident);
     std::fclose(f);
     const long page = sysconf(_SC_PAGESIZE);
-    return got == 2 && page > 0 ? static_cast<std::size_t>(resident * static_cast<unsigned long long>(page)) : 0;
+    return got == 2 && page > 0
+               ? static_cast<std::size_t>(resident * static_cast<unsigned long long>(page))
+               : 0;
 }
 
 std::size_t allocator_free_bytes() noexcept {

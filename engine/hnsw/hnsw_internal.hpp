@@ -128,6 +128,7 @@ struct Scratch {
     std::vector<Candidate> work2;
     std::vector<std::uint32_t> ids;
     std::vector<std::int8_t> query_codes;
+    std::vector<const float*> rows; // the re-rank's float rows
     bool busy = false;
 
     void begin(std::size_t slots) {

@@ -179,11 +179,31 @@ void HnswIndex::search_into(const float* unit, std::size_t k, std::size_t ef,
     s.entries.assign(1, cur);
     search_level(q, ef, 0, filter, s);
 
-    // Exact re-rank of the ef survivors of the int8 walk.
+    // Exact re-rank of the ef survivors of the int8 walk. The rows are located first (the
+    // label loads of an owner's rows overlap) and each is prefetched while the one before it is
+    // scored.
     const simd::KernelTable& kt = simd::kernels();
     out.reserve(s.results.size());
+    s.rows.clear();
     for (const Candidate& c : s.results) {
-        out.emplace_back(node(c.slot).label, kt.dot(unit, row(c.slot), config_.dim));
+        out.emplace_back(node(c.slot).label, 0.0F);
+        s.rows.push_back(row(c.slot));
+    }
+    const std::size_t row_bytes = config_.dim * sizeof(float);
+    const auto prefetch_row = [&](const float* r) {
+        const char* p = reinterpret_cast<const char*>(r);
+        for (std::size_t b = 0; b < row_bytes; b += kAlign) {
+            prefetch(p + b);
+        }
+    };
+    if (!s.rows.empty()) {
+        prefetch_row(s.rows[0]);
+    }
+    for (std::size_t i = 0; i < s.rows.size(); ++i) {
+        if (i + 1 < s.rows.size()) {
+            prefetch_row(s.rows[i + 1]);
+        }
+        out[i].second = kt.dot(unit, s.rows[i], config_.dim);
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
         return a.second != b.second ? a.second > b.second : a.first < b.first;
