@@ -3,7 +3,7 @@
 open stores, each a non-negative integer, and its total tracks the process's RSS growth.
 
 A fresh child process (Debian's python3, sqlite3 module, autocommit mode: isolation_level=None
-with explicit BEGIN/COMMIT) opens a file-backed store with default options but dim=384, reads
+with explicit BEGIN/COMMIT) opens a file-backed store with default options but dim=512, reads
 the section, stores ROWS random episodes (one large transaction, then smaller ones that delete
 and store again, so that slots are reused and the graph holds tombstones), waits for the graph
 index, and reads the section again. Checks:
@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 ext = sys.argv[1]
-ROWS, DIM, CHURN = 40000, 384, 4000
+ROWS, DIM, CHURN = 60000, 512, 4000
 
 CHILD = r'''
 import json, os, sqlite3, sys
