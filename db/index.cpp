@@ -17,6 +17,12 @@
 //   chunk touched is indexed again from its final state, or forgotten when it is free. After a
 //   load (or a failed commit's reload) they are rebuilt whole, and again whenever a text index's
 //   garbage (lists are appended to, never edited) outweighs its live entries.
+//   The graph keeps no float rows: its re-rank reads the hot tier's (index_config()), and the
+//   store lock ties their lifetimes (a slot changes only under the exclusive lock, in the same
+//   hold that tombstones its node).
+//   When the builder runs dry after indexing at least kReleaseAfter slots, it hands the C
+//   library's free pages back (engine::release_free_memory): the operations and records of the
+//   transactions it indexed are freed by then, and would otherwise stay resident.
 #include "db/shared_store.hpp"
 
 #include <algorithm>
@@ -24,8 +30,14 @@
 #include <thread>
 
 #include "engine/batch/executor.hpp"
+#include "engine/pool.hpp"
 
 namespace engram::db {
+namespace {
+// Indexed slots after which an idle builder hands the allocator's free pages back.
+constexpr std::size_t kReleaseAfter = 8192;
+} // namespace
+
 std::size_t SharedStore::unindexed() {
     std::lock_guard<std::mutex> g(tail_mutex_);
     return waiting_ + journal_.size();
@@ -37,6 +49,14 @@ engine::HnswConfig SharedStore::index_config() const {
     hc.m = static_cast<std::size_t>(options_.m);
     hc.ef_construction = static_cast<std::size_t>(options_.ef_construction);
     hc.auto_purge = false; // the builder purges, so that commits never do
+    // One copy of each vector: the graph re-ranks with the hot tier's rows (label = slot). The
+    // row lifetime rule holds through the store lock: the tier frees, reuses or rewrites a slot
+    // only in a commit (mutex_ exclusive), which also tombstones the slot's node
+    // (drain_journal) before releasing the lock, while every search runs under mutex_ shared.
+    hc.rows.context = this;
+    hc.rows.row = [](const void* self, std::uint32_t label) noexcept {
+        return static_cast<const SharedStore*>(self)->memory_->hot().row(label);
+    };
     return hc;
 }
 
@@ -177,6 +197,7 @@ void SharedStore::build_loop() {
         std::max<std::size_t>(16, 8 * static_cast<std::size_t>(engine::default_arena_threads()));
     std::vector<std::uint32_t> work;
     std::vector<std::uint8_t> done;
+    std::size_t since_release = 0; // slots indexed since the last release_free_memory()
     for (;;) {
         {
             std::unique_lock<std::mutex> g(tail_mutex_);
@@ -220,6 +241,7 @@ void SharedStore::build_loop() {
             building_ = true;
         }
         const engine::HotTier& hot = memory_->hot();
+        bool release = false;
         // A commit that starts waiting for the store lock stops the chunk: the slots not
         // begun yet stay waiting (one insert per thread at most delays it).
         done.assign(work.size(), 0);
@@ -248,6 +270,18 @@ void SharedStore::build_loop() {
             tail_head_.store(head, std::memory_order_release);
             waiting_ -= indexed;
             indexed_count_ += static_cast<std::int64_t>(indexed);
+            since_release += indexed;
+            release = waiting_ == 0 && since_release >= kReleaseAfter;
+            building_ = release; // wait_indexed() returns after the release
+        }
+        if (release) {
+            // The transactions behind this tail are over, their operations and records freed:
+            // hand those pages back before anyone waits on the index (not per commit: a walk of
+            // the allocator's free chunks).
+            lock.unlock();
+            engine::release_free_memory();
+            since_release = 0;
+            std::lock_guard<std::mutex> g(tail_mutex_);
             building_ = false;
         }
         idle_cv_.notify_all();

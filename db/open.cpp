@@ -41,6 +41,17 @@ std::string store_key(const StoreOptions& options) {
     return ec ? options.path : p.string();
 }
 
+std::vector<std::shared_ptr<SharedStore>> SharedStore::open_stores() {
+    std::vector<std::shared_ptr<SharedStore>> out;
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    for (const auto& [key, weak] : registry()) {
+        if (auto s = weak.lock()) {
+            out.push_back(std::move(s));
+        }
+    }
+    return out;
+}
+
 SharedStore::SharedStore(const StoreOptions& options)
     : options_(options), memory_(std::make_unique<engine::MemoryEngine>(options.memory)) {}
 

@@ -438,9 +438,4 @@ SharedStore::recall(std::span<const engine::Cue> cues, bool scan) {
     return out;
 }
 
-std::size_t SharedStore::recall_index_bytes() {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
-    return what_index_.memory_bytes() + place_index_.memory_bytes() + time_index_.memory_bytes();
-}
-
 } // namespace engram::db

@@ -16,6 +16,7 @@
 //   db/query.cpp       similarity search and recall
 //   db/spread.cpp      edges and activation spreading
 //   db/stats.cpp       engram_stats / engram_batches figures
+//   db/memory.cpp      resident bytes by part (engram_debug's memory section)
 //
 // Thread safety: acquire()/release are thread-safe; commit() takes the exclusive lock; readers
 // (search, stats) take `mutex()` shared.
@@ -72,6 +73,12 @@ public:
     // Open transactions report the rows they staged (and unstaged) here, for engram_stats.
     void count_staged(std::int64_t delta) noexcept { staged_rows_.fetch_add(delta); }
     StoreStats stats();
+    // Resident bytes by part, (name, bytes) in a fixed order (db/memory.cpp lists them). Takes
+    // the store's shared lock (waits for a running commit). Walks the ids: O(hot memories).
+    using MemoryParts = std::vector<std::pair<const char*, std::size_t>>;
+    MemoryParts memory_usage();
+    // Every store open in this process now (references: release them outside any store lock).
+    static std::vector<std::shared_ptr<SharedStore>> open_stores();
     // The k hot memories most similar to `unit` with score >= threshold, best first (ties:
     // smallest id): the graph index's answer (beam ef) merged with an exact scan of the memories
     // not indexed yet. `filter` (may be null) is applied during the graph walk.
@@ -93,8 +100,6 @@ public:
     // indexed path is tested and benchmarked against.
     std::vector<Result<std::vector<std::pair<std::string, double>>>>
     recall(std::span<const engine::Cue> cues, bool scan = false);
-    // Bytes held by recall's indexes (words and substrings of what and location, time order).
-    std::size_t recall_index_bytes();
     // Writes edge changes atomically (every src and dst must be a stored memory) and applies them
     // to the in-memory graph. On error nothing changes.
     Status commit_edges(const std::vector<EdgeOp>& ops);

@@ -313,4 +313,18 @@ std::vector<Match> HotTier::top_k(const float* unit, std::size_t k, float thresh
     return out;
 }
 
+HotTierMemory HotTier::memory() const {
+    HotTierMemory m;
+    m.rows = chunks_.size() * kChunkRows * stride_ * sizeof(float);
+    m.ids = infos_.capacity() * sizeof(SlotInfo) + chunks_.capacity() * sizeof(float*) +
+            (free_.capacity() + table_.capacity() + heap_.capacity() + heap_pos_.capacity()) *
+                sizeof(std::uint32_t);
+    for (const SlotInfo& info : infos_) {
+        if (info.id.capacity() > std::string().capacity()) { // beyond the inline buffer
+            m.ids += info.id.capacity() + 1;
+        }
+    }
+    return m;
+}
+
 } // namespace engram::engine

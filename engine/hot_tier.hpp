@@ -35,6 +35,13 @@ struct TierEvent {
     std::uint32_t slot;
 };
 
+// Resident bytes of a HotTier (allocated capacity): the rows, and the per-slot rest (ids and
+// facts, the id table, the eviction heap, the free list).
+struct HotTierMemory {
+    std::size_t rows = 0;
+    std::size_t ids = 0;
+};
+
 struct Match {
     std::uint32_t slot = 0;
     float score = 0.0F;
@@ -87,6 +94,8 @@ public:
     std::vector<Match> top_k(const float* unit, std::size_t k, float threshold) const;
     // Scores every allocated slot (free slots score 0) into out[0, slots()).
     void score_all(const float* unit, float* out) const;
+    // What the tier holds in memory (walks the ids: O(slots)).
+    HotTierMemory memory() const;
 
 private:
     float* mutable_row(std::uint32_t slot) noexcept {

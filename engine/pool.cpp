@@ -1,10 +1,13 @@
 #include "engine/pool.hpp"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <numa.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +23,9 @@ struct Mimalloc {
     void* (*zalloc_aligned)(std::size_t, std::size_t) = nullptr;
     void (*free)(void*) = nullptr;
     int (*version)() = nullptr;
+    std::size_t (*usable_size)(const void*) = nullptr;
+    void (*process_info)(std::size_t*, std::size_t*, std::size_t*, std::size_t*, std::size_t*,
+                         std::size_t*, std::size_t*, std::size_t*) = nullptr;
     char name[64] = "libc (mimalloc not found)";
 
     Mimalloc() {
@@ -43,6 +49,8 @@ struct Mimalloc {
         zalloc_aligned = za;
         free = fr;
         version = ver;
+        usable_size = reinterpret_cast<std::size_t (*)(const void*)>(dlsym(h, "mi_usable_size"));
+        process_info = reinterpret_cast<decltype(process_info)>(dlsym(h, "mi_process_info"));
         const int v = ver != nullptr ? ver() : 0;
         std::snprintf(name, sizeof name, "mimalloc %d.%d.%d", v / 100, v / 10 % 10, v % 10);
     }
@@ -53,6 +61,11 @@ const Mimalloc& mimalloc() {
     return m;
 }
 
+// Bytes of the live aligned_zalloc blocks taken from mimalloc (usable sizes).
+std::atomic<std::size_t> mimalloc_live{0};
+// glibc's free bytes right after the last malloc_trim (pages it no longer holds resident).
+std::atomic<std::size_t> trimmed_free{0};
+
 } // namespace
 
 void* aligned_zalloc(std::size_t bytes, std::size_t align) {
@@ -60,6 +73,9 @@ void* aligned_zalloc(std::size_t bytes, std::size_t align) {
     void* p = nullptr;
     if (m.zalloc_aligned != nullptr) {
         p = m.zalloc_aligned(bytes, align);
+        if (p != nullptr && m.usable_size != nullptr) {
+            mimalloc_live.fetch_add(m.usable_size(p), std::memory_order_relaxed);
+        }
     } else {
         const std::size_t rounded = (bytes + align - 1) / align * align;
         p = std::aligned_alloc(align, rounded);
@@ -79,6 +95,9 @@ void aligned_free(void* p) noexcept {
     }
     const Mimalloc& m = mimalloc();
     if (m.free != nullptr) {
+        if (m.usable_size != nullptr) {
+            mimalloc_live.fetch_sub(m.usable_size(p), std::memory_order_relaxed);
+        }
         m.free(p);
     } else {
         std::free(p);
@@ -87,6 +106,41 @@ void aligned_free(void* p) noexcept {
 
 const char* allocator_name() noexcept {
     return mimalloc().name;
+}
+
+std::size_t process_rss_bytes() noexcept {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    if (f == nullptr) {
+        return 0;
+    }
+    unsigned long long size = 0;
+    unsigned long long resident = 0;
+    const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+    std::fclose(f);
+    const long page = sysconf(_SC_PAGESIZE);
+    return got == 2 && page > 0
+               ? static_cast<std::size_t>(resident * static_cast<unsigned long long>(page))
+               : 0;
+}
+
+std::size_t allocator_free_bytes() noexcept {
+    const std::size_t free_chunks = mallinfo2().fordblks;
+    const std::size_t released = trimmed_free.load(std::memory_order_relaxed);
+    std::size_t n = free_chunks > released ? free_chunks - released : 0;
+    const Mimalloc& m = mimalloc();
+    if (m.process_info != nullptr) {
+        std::size_t elapsed = 0, user = 0, sys = 0, rss = 0, peak_rss = 0, commit = 0,
+                    peak_commit = 0, faults = 0;
+        m.process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
+        const std::size_t live = mimalloc_live.load(std::memory_order_relaxed);
+        n += commit > live ? commit - live : 0;
+    }
+    return n;
+}
+
+void release_free_memory() noexcept {
+    malloc_trim(0);
+    trimmed_free.store(mallinfo2().fordblks, std::memory_order_relaxed);
 }
 
 int numa_nodes() noexcept {

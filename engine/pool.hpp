@@ -22,6 +22,18 @@ void aligned_free(void* p) noexcept;
 // "mimalloc 2.0.9" or "libc (mimalloc not found)".
 const char* allocator_name() noexcept;
 
+// The process's resident set size (Linux /proc/self/statm; 0 where unavailable).
+std::size_t process_rss_bytes() noexcept;
+// Memory the allocators hold resident without any live allocation in it (an estimate): the C
+// library's free chunks (mallinfo2's fordblks, every arena) beyond those that the last
+// release_free_memory() handed back, plus what mimalloc has committed beyond the live
+// aligned_zalloc blocks.
+std::size_t allocator_free_bytes() noexcept;
+// Hands the C library's free pages back to the system (malloc_trim): after a large transaction
+// its operations and records are freed, and glibc would keep them resident. Costs a walk of
+// the free chunks (milliseconds for hundreds of MB): call it after large work, not per row.
+void release_free_memory() noexcept;
+
 // NUMA placement (libnuma). On a machine with more than one node, embedding chunks are placed
 // round-robin over the nodes (chunk i on node i mod nodes), so that parallel scans read from
 // every node's memory; with one node (or without NUMA support) they are anonymous mappings

@@ -79,6 +79,12 @@ hnsw_section() {
     echo
     /usr/bin/python3 "$root/bench/ingest_bench.py" "$build/engram" --reps 3
     echo
+    # RSS per memory at 100K x 768-d after the graph is built, next to the raw vectors and to
+    # hnswlib's index. ENGRAM_BENCH_BASE=OTHER_BUILD/engram adds before/after ratios against an
+    # earlier build (e.g. main built in another directory).
+    /usr/bin/python3 "$root/bench/memory_bench.py" "$build/engram" --reps 3 \
+        ${ENGRAM_BENCH_BASE:+--base "$ENGRAM_BENCH_BASE"}
+    echo
     echo "## Spreading activation and recall"
     echo
     "$build/bench/engram_spread_bench"

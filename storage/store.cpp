@@ -688,4 +688,24 @@ std::unique_ptr<EpisodeCursor> Store::episodes() const {
     return cursor(episodes_, "", 0, true);
 }
 
+StoreMemory Store::memory() const {
+    const auto property = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& name) {
+        std::uint64_t v = 0;
+        return db_->GetIntProperty(cf, name, &v) ? static_cast<std::size_t>(v) : std::size_t{0};
+    };
+    StoreMemory m;
+    for (rocksdb::ColumnFamilyHandle* cf :
+         {db_->DefaultColumnFamily(), episodes_, edges_, meta_, index_}) {
+        m.memtables += property(cf, "rocksdb.size-all-mem-tables");
+        m.table_readers += property(cf, "rocksdb.estimate-table-readers-mem");
+    }
+    m.staging = property(staging_, "rocksdb.size-all-mem-tables");
+    m.table_readers += property(staging_, "rocksdb.estimate-table-readers-mem");
+    // Two table factories, each with its own cache (open()): the episodes family's, shared with
+    // staging, and the default one, shared by the other families.
+    m.block_cache = property(episodes_, "rocksdb.block-cache-usage") +
+                    property(db_->DefaultColumnFamily(), "rocksdb.block-cache-usage");
+    return m;
+}
+
 } // namespace engram::storage

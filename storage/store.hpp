@@ -137,6 +137,14 @@ private:
     mutable Status spill_status_;
 };
 
+// RocksDB's resident bytes for one store, from its properties.
+struct StoreMemory {
+    std::size_t memtables = 0;     // active, immutable and pinned memtables (staging excluded)
+    std::size_t staging = 0;       // the staging family's memtables
+    std::size_t block_cache = 0;   // the two block caches (episodes + staging, and the others)
+    std::size_t table_readers = 0; // index and filter blocks held outside the caches
+};
+
 class Store {
 public:
     // Opens (creating if missing) the store at `path`. in_memory keeps everything in a private
@@ -173,6 +181,8 @@ public:
     // Flushes the episodes family's memtables to table files and waits (fsynced): every
     // unlogged write before it is then durable.
     Status flush_episodes();
+    // What RocksDB holds in memory for this store (thread-safe; properties, no I/O).
+    StoreMemory memory() const;
     std::unique_ptr<EpisodeCursor> episodes() const;
 
     // Staging (a family written without the WAL: a crash loses it, and open() drops whatever a

@@ -1,6 +1,13 @@
 // Scalar SQL functions: engram_version(), engram_debug(), engram_vector(json_or_blob),
 // engram_vector_json(blob), engram_cosine(a, b), engram_random_vector(dim, seed).
 // All are deterministic except engram_debug; all take vectors as float32 BLOBs or JSON arrays.
+//
+// engram_debug() ends with a `memory: {...}` line, one JSON object: the resident bytes of every
+// store open in the process, summed by part (db/memory.cpp lists the parts; none when no store
+// is open), "allocator_free"
+// (what malloc and mimalloc hold without live allocations), "total" (their sum), "rss" (the
+// process's resident set) and "stores" (how many are open). The total tracks the process's
+// RSS growth as stores fill; the difference is code, SQLite, the host's own data and stacks.
 #include <rocksdb/version.h>
 #include <tbb/info.h>
 #include <tbb/version.h>
@@ -31,6 +38,32 @@ void fn_version(sqlite3_context* ctx, int /*argc*/, sqlite3_value** /*argv*/) no
     sqlite3_result_text(ctx, ENGRAM_VERSION, -1, SQLITE_STATIC);
 }
 
+std::string memory_json() {
+    db::SharedStore::MemoryParts sum;
+    const auto stores = db::SharedStore::open_stores();
+    for (const auto& store : stores) {
+        const db::SharedStore::MemoryParts parts = store->memory_usage();
+        if (sum.empty()) {
+            sum = parts;
+        } else {
+            for (std::size_t i = 0; i < parts.size() && i < sum.size(); ++i) {
+                sum[i].second += parts[i].second;
+            }
+        }
+    }
+    sum.emplace_back("allocator_free", engine::allocator_free_bytes());
+    std::size_t total = 0;
+    std::string out = "{";
+    for (const auto& [name, bytes] : sum) {
+        out += "\"" + std::string(name) + "\": " + std::to_string(bytes) + ", ";
+        total += bytes;
+    }
+    out += "\"total\": " + std::to_string(total) +
+           ", \"rss\": " + std::to_string(engine::process_rss_bytes()) +
+           ", \"stores\": " + std::to_string(stores.size()) + "}";
+    return out;
+}
+
 std::string debug_text() {
     using engine::simd::Level;
     std::string levels;
@@ -51,6 +84,7 @@ std::string debug_text() {
          std::to_string(ROCKSDB_PATCH);
     s += "\nallocator: " + std::string(engine::allocator_name());
     s += "\nsqlite: " + std::string(sqlite3_libversion());
+    s += "\nmemory: " + memory_json();
     return s;
 }
 

@@ -5,7 +5,8 @@
 // HOW IT WORKS
 //   insert() takes a slot (a purged one past its grace period, else the next one, allocating its
 //   chunk on first use), draws the level (random_level: -ln(U) * 1/ln(m), U from splitmix64 of the
-//   seed and a counter), writes the vector, its int8 code and the node, then insert_slot() walks
+//   seed and a counter), writes its int8 code (and the vector, unless the owner keeps the rows)
+//   and the node, then insert_slot() walks
 //   down from the entry point: greedy above the node's level, a beam of ef_construction
 //   (search_level, live nodes only) at each level below. select_neighbors() (paper's Algorithm 4)
 //   prunes what was found; the node's lists are written bottom-up and each chosen neighbour links
@@ -108,7 +109,9 @@ void HnswIndex::ensure_chunk(std::size_t chunk) {
     c->codes = static_cast<std::int8_t*>(aligned_zalloc(cap * code_len_, kAlign));
     c->scales = static_cast<float*>(aligned_zalloc(cap * sizeof(float), kAlign));
     c->states = static_cast<std::uint8_t*>(aligned_zalloc(cap, kAlign));
-    c->rows = static_cast<float*>(aligned_zalloc(cap * row_stride_ * sizeof(float), kAlign));
+    if (!config_.rows.set()) {
+        c->rows = static_cast<float*>(aligned_zalloc(cap * row_stride_ * sizeof(float), kAlign));
+    }
     c->nodes = std::make_unique<Node[]>(cap);
     chunks_[chunk].store(c.release(), std::memory_order_release);
 }
@@ -170,7 +173,9 @@ void HnswIndex::init_node(std::uint32_t slot, std::uint32_t label, std::uint8_t 
     std::size_t o = 0;
     locate(slot, &c, &o);
     Chunk* chunk = chunks_[c].load(std::memory_order_acquire);
-    std::memcpy(chunk->rows + o * row_stride_, unit, config_.dim * sizeof(float));
+    if (chunk->rows != nullptr) {
+        std::memcpy(chunk->rows + o * row_stride_, unit, config_.dim * sizeof(float));
+    }
     chunk->scales[o] =
         quant::quantize_i8(unit, config_.dim, chunk->codes + o * code_len_, code_len_);
     Node& n = chunk->nodes[o];
@@ -366,6 +371,46 @@ HnswStats HnswIndex::stats() const {
     const std::uint64_t entry = entry_.load(std::memory_order_acquire);
     st.max_level = entry == kNoEntry ? 0 : static_cast<std::size_t>(entry >> 32);
     return st;
+}
+
+HnswMemory HnswIndex::memory() const {
+    HnswMemory mem;
+    for (std::size_t c = 0; c < kMaxChunks; ++c) {
+        const Chunk* chunk = chunks_[c].load(std::memory_order_acquire);
+        if (chunk == nullptr) {
+            break; // chunks are allocated in order
+        }
+        const std::size_t cap = chunk_capacity(c);
+        mem.links += cap * (link0_stride_ * sizeof(std::uint32_t) + sizeof(Node));
+        mem.codes += cap * (code_len_ + sizeof(float) + 1);
+        if (chunk->rows != nullptr) {
+            mem.rows += cap * row_stride_ * sizeof(float);
+        }
+    }
+    // Upper levels (estimated, not walked): a node has level >= l with probability m^-l, so
+    // 1/(m-1) upper lists per node on average, each 1 + m ids.
+    const std::size_t slots = next_slot_.load(std::memory_order_acquire);
+    mem.links += slots * (1 + m_) * sizeof(std::uint32_t) / (m_ - 1);
+    // An unordered_map node (two ids, a next pointer, malloc's header) and a bucket each.
+    mem.labels = (live_.load(std::memory_order_relaxed) + pending_count_.load()) * (32 + 8);
+    return mem;
+}
+
+void HnswIndex::wait_for_searches() const {
+    // A search that runs now registered in an epoch <= tag; once the epoch reaches tag + 2,
+    // every search of epoch tag has finished (Epochs).
+    const std::uint64_t tag = epochs_->tag();
+    for (int spins = 0; epochs_->current() < tag + 2; ++spins) {
+        epochs_->try_advance();
+        if (epochs_->current() >= tag + 2) {
+            break;
+        }
+        if (spins < 64) {
+            cpu_relax();
+        } else {
+            std::this_thread::yield();
+        }
+    }
 }
 
 } // namespace engram::engine

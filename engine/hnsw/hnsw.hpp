@@ -17,10 +17,18 @@
 //                float dot products (simd::kernels()), so scores returned are exact cosines.
 //                Construction uses the int8 scores throughout.
 //   Storage      slots live in chunks that never move (256 slots, doubling up to 65536, then
-//                65536 each); per chunk one array each of level-0 link lists, int8 code rows,
-//                float rows (64-byte aligned, strides padded to 64 bytes), and dense per-slot
-//                scales and states. Upper-level links are a small per-node allocation (about one
-//                node in m has any).
+//                65536 each); per chunk one array each of level-0 link lists, int8 code rows
+//                (64-byte aligned, strides padded to 64 bytes), and dense per-slot scales and
+//                states. Upper-level links are a small per-node allocation (about one node in m
+//                has any). The float rows that the re-rank reads are either the owner's
+//                (HnswConfig::rows: one copy of each vector in the process, e.g. the hot tier's
+//                rows, looked up by label) or, without one, a float row per slot in the chunk.
+//   Row lifetime an owner that keeps the rows changes the row of a label only once the index
+//                can no longer read it for that label's old node: after remove(label) (or
+//                before a replacing insert(label), remove first) AND wait_for_searches() (or
+//                any exclusion of its own that keeps searches from running meanwhile, as the
+//                store's lock does). Searches read a node's row only while they may return it
+//                (the re-rank of live nodes); construction and purges read codes only.
 //   Deletes      remove() tombstones the node at once: searches still walk through it but never
 //                return it, and no new link ever points at it (construction picks live nodes
 //                only; when nothing live is reachable, the new node becomes the entry point).
@@ -78,6 +86,16 @@ class Epochs;
 class Gate;
 } // namespace hnsw_detail
 
+// The owner's float rows, when it keeps them (see "Row lifetime" above): row(context, label)
+// returns the dim floats (L2-normalised) that were passed to insert() for `label`, at least
+// 16-byte aligned. Called from searching threads concurrently, under no lock of the index.
+struct HnswRowSource {
+    const float* (*row)(const void* context, std::uint32_t label) noexcept = nullptr;
+    const void* context = nullptr;
+
+    bool set() const noexcept { return row != nullptr; }
+};
+
 struct HnswConfig {
     // Dimension of the vectors, 1..65536.
     // Default: none (must be set).
@@ -98,6 +116,11 @@ struct HnswConfig {
     // purges on a background thread, so that its writers never pay for one).
     // Default: true
     bool auto_purge = true;
+    // Where the re-rank reads float rows. Set: the owner's rows (the index keeps no float copy;
+    // its owner keeps the row lifetime rule above). Unset: the index copies every inserted vector
+    // into its own rows (dim * 4 bytes per node, padded to 64).
+    // Default: unset
+    HnswRowSource rows;
 
     Status validate() const;
 };
@@ -108,6 +131,15 @@ struct HnswStats {
     std::size_t free_slots = 0; // purged slots awaiting reuse (some still in their grace period)
     std::size_t slots = 0;      // slots ever allocated (the high-water mark)
     std::size_t max_level = 0;  // level of the entry point
+};
+
+// Resident bytes of an index, by part (capacity of what is allocated, not only what is used).
+struct HnswMemory {
+    std::size_t links = 0;  // level-0 link lists, upper-level lists, node records
+    std::size_t codes = 0;  // int8 code rows and their scales and states
+    std::size_t rows = 0;   // float rows (0 when the owner keeps them)
+    std::size_t labels = 0; // the label -> slot map (estimated from its entry count)
+    std::size_t total() const noexcept { return links + codes + rows + labels; }
 };
 
 class HnswIndex {
@@ -150,11 +182,20 @@ public:
 
     std::size_t size() const noexcept;
     bool contains(std::uint32_t label) const;
-    // True when `label` is live and its stored vector is exactly `unit` (dim floats), e.g. to
-    // tell which nodes of a loaded snapshot still match the data. Not for concurrent use with
-    // writers.
+    // True when `label` is live and its node was built from exactly `unit` (dim floats), e.g. to
+    // tell which nodes of a loaded snapshot still match the data: its own float row compared
+    // byte for byte, or, when the owner keeps the rows, its int8 code and scale compared with
+    // those of `unit` (the node walks and links exactly as one built from `unit` would, and the
+    // re-rank reads the owner's row). Not for concurrent use with writers.
     bool holds(std::uint32_t label, const float* unit) const;
     HnswStats stats() const;
+    HnswMemory memory() const;
+
+    // Returns once every search that was running when it was called has finished (searches
+    // that start later are not waited for). An owner that keeps the rows calls it after
+    // remove(label) and before it rewrites or reuses label's row (see "Row lifetime").
+    // Thread-safe; never call it from inside a search's filter.
+    void wait_for_searches() const;
 
     // Purges the tombstones now, whatever the threshold; returns how many. Tombstones that a
     // running operation may still have seen live are waited for briefly (the epoch advances as
@@ -167,13 +208,18 @@ public:
 
     // Appends a versioned, checksummed snapshot (little-endian) to *out: the graph, float
     // vectors, tombstones and free slots, so the copy answers every search exactly as this index
-    // does. Waits for running inserts/removes and blocks new ones while it copies.
+    // does. When the owner keeps the rows, live nodes are written with the owner's rows and
+    // tombstones with their dequantised codes (re-quantised on load to the same codes; the scale
+    // may move by an ulp, which only a walk through a tombstone can notice).
+    // Waits for running inserts/removes and blocks new ones while it copies.
     void serialize(std::string* out) const;
     // The same bytes, streamed: sink() gets them in order, in pieces of about `piece` bytes
     // (never a copy of the whole snapshot in memory).
     void serialize_to(const std::function<void(std::string_view)>& sink, std::size_t piece) const;
     // Rebuilds an index from serialize()'s bytes. config.dim and config.m must match the
-    // snapshot's; ef_construction and seed are taken from config. A truncated, corrupted or
+    // snapshot's; ef_construction, seed and rows are taken from config (with rows set, the
+    // snapshot's vectors only give the codes and are not kept: the owner's rows must hold the
+    // same vectors under the same labels before the index is searched). A truncated, corrupted or
     // inconsistent snapshot returns kCorruption; a config mismatch kInvalidArgument. Never reads
     // outside `bytes`.
     static Result<std::unique_ptr<HnswIndex>> deserialize(std::string_view bytes,
@@ -197,6 +243,7 @@ private:
     inline bool allocated(std::uint32_t slot) const noexcept;     // its chunk exists
     inline std::uint8_t state(std::uint32_t slot) const noexcept; // kFree / kLive / kRemoved
     inline void set_state(std::uint32_t slot, std::uint8_t state) noexcept;
+    // The float row of a node: the owner's (by label) or the index's own.
     inline const float* row(std::uint32_t slot) const noexcept;
     // The link list of slot at a level: [0] = count, then the ids.
     inline std::uint32_t* links(std::uint32_t slot, std::size_t level) const noexcept;

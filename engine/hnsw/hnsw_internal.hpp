@@ -95,7 +95,7 @@ struct Chunk {
     std::int8_t* codes = nullptr;    // capacity * code_len
     float* scales = nullptr;         // capacity inv_scales (dense: stays in cache)
     std::uint8_t* states = nullptr;  // capacity states, through atomic_ref (dense, like scales)
-    float* rows = nullptr;           // capacity * row_stride
+    float* rows = nullptr;           // capacity * row_stride (nullptr: the owner keeps rows)
     std::unique_ptr<Node[]> nodes;
 
     Chunk() = default;
@@ -128,6 +128,7 @@ struct Scratch {
     std::vector<Candidate> work2;
     std::vector<std::uint32_t> ids;
     std::vector<std::int8_t> query_codes;
+    std::vector<const float*> rows; // the re-rank's float rows
     bool busy = false;
 
     void begin(std::size_t slots) {
@@ -382,7 +383,11 @@ inline const float* HnswIndex::row(std::uint32_t slot) const noexcept {
     std::size_t c = 0;
     std::size_t o = 0;
     locate(slot, &c, &o);
-    return chunks_[c].load(std::memory_order_acquire)->rows + o * row_stride_;
+    const Chunk* chunk = chunks_[c].load(std::memory_order_acquire);
+    if (config_.rows.set()) {
+        return config_.rows.row(config_.rows.context, chunk->nodes[o].label);
+    }
+    return chunk->rows + o * row_stride_;
 }
 
 inline std::uint32_t* HnswIndex::links(std::uint32_t slot, std::size_t level) const noexcept {

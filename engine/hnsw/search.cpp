@@ -6,7 +6,8 @@
 //   search_level() runs a beam of width ef: candidates in a max-heap, results in a min-heap of the
 //   ef best accepted nodes (live, and passing the filter if any); tombstones and rejected nodes
 //   are still expanded, so they never cut the graph. Scores are int8 dot products (the screen);
-//   the ef survivors are re-ranked with exact float dot products (simd::kernels()). Visited marks
+//   the ef survivors are re-ranked with exact float dot products (simd::kernels()) against their
+//   float rows (the owner's, by label, or the index's own). Visited marks
 //   and heaps live in a per-thread Scratch. insert_slot() (hnsw.cpp) reuses greedy/search_level.
 #include "engine/hnsw/hnsw.hpp"
 
@@ -178,11 +179,31 @@ void HnswIndex::search_into(const float* unit, std::size_t k, std::size_t ef,
     s.entries.assign(1, cur);
     search_level(q, ef, 0, filter, s);
 
-    // Exact re-rank of the ef survivors of the int8 walk.
+    // Exact re-rank of the ef survivors of the int8 walk. The rows are located first (the
+    // label loads of an owner's rows overlap) and each is prefetched while the one before it is
+    // scored.
     const simd::KernelTable& kt = simd::kernels();
     out.reserve(s.results.size());
+    s.rows.clear();
     for (const Candidate& c : s.results) {
-        out.emplace_back(node(c.slot).label, kt.dot(unit, row(c.slot), config_.dim));
+        out.emplace_back(node(c.slot).label, 0.0F);
+        s.rows.push_back(row(c.slot));
+    }
+    const std::size_t row_bytes = config_.dim * sizeof(float);
+    const auto prefetch_row = [&](const float* r) {
+        const char* p = reinterpret_cast<const char*>(r);
+        for (std::size_t b = 0; b < row_bytes; b += kAlign) {
+            prefetch(p + b);
+        }
+    };
+    if (!s.rows.empty()) {
+        prefetch_row(s.rows[0]);
+    }
+    for (std::size_t i = 0; i < s.rows.size(); ++i) {
+        if (i + 1 < s.rows.size()) {
+            prefetch_row(s.rows[i + 1]);
+        }
+        out[i].second = kt.dot(unit, s.rows[i], config_.dim);
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
         return a.second != b.second ? a.second > b.second : a.first < b.first;

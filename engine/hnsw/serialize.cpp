@@ -7,7 +7,9 @@
 //   of about `piece` bytes, hashing as it goes; the FNV-1a hash comes last. deserialize() checks
 //   magic, version, length and checksum before parsing, then rebuilds the slots in order with
 //   bounds-checked reads and checks every count, link, state, list and the entry point. holds()
-//   compares a live node's stored vector with the caller's, byte for byte.
+//   compares a live node's stored vector with the caller's, byte for byte (its code and scale
+//   when the owner keeps the rows). With the owner's rows, live nodes are written from them and
+//   tombstones from their codes: the format is the same either way.
 #include "engine/hnsw/hnsw.hpp"
 
 #include <cassert>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "engine/hnsw/hnsw_internal.hpp"
+#include "engine/hnsw/quant.hpp"
 
 namespace engram::engine {
 
@@ -98,7 +101,17 @@ Status corrupt(const std::string& what) {
 
 bool HnswIndex::holds(std::uint32_t label, const float* unit) const {
     const std::uint32_t slot = labels_->find(label);
-    return slot != kNone && std::memcmp(row(slot), unit, config_.dim * sizeof(float)) == 0;
+    if (slot == kNone) {
+        return false;
+    }
+    if (!config_.rows.set()) {
+        return std::memcmp(row(slot), unit, config_.dim * sizeof(float)) == 0;
+    }
+    // The owner's row is the current one whatever the node was built from: compare what the
+    // node was built from, its code and scale.
+    std::vector<std::int8_t> code(code_len_);
+    const float inv = quant::quantize_i8(unit, config_.dim, code.data(), code_len_);
+    return inv == inv_scale(slot) && std::memcmp(code.data(), codes(slot), code_len_) == 0;
 }
 
 void HnswIndex::serialize(std::string* out) const {
@@ -156,7 +169,16 @@ void HnswIndex::serialize_to(const std::function<void(std::string_view)>& sink,
         const Node& n = node(slot);
         put<std::uint32_t>(&buf, n.label);
         put<std::uint8_t>(&buf, n.level);
-        buf.append(reinterpret_cast<const char*>(row(slot)), config_.dim * sizeof(float));
+        if (st == kRemoved && config_.rows.set()) {
+            // The owner may have reused the label's row: write what the walk scores, the code.
+            const std::int8_t* code = codes(slot);
+            const float inv = inv_scale(slot);
+            for (std::size_t i = 0; i < config_.dim; ++i) {
+                put<float>(&buf, static_cast<float>(code[i]) * inv);
+            }
+        } else {
+            buf.append(reinterpret_cast<const char*>(row(slot)), config_.dim * sizeof(float));
+        }
         for (std::size_t l = 0; l <= n.level; ++l) {
             const std::uint32_t* list = links(slot, l);
             const std::uint32_t cnt = link_count(slot, l);

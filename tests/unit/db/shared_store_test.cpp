@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <random>
 #include <string>
 #include <thread>
@@ -262,6 +263,79 @@ TEST(SharedStoreRecall, IndexedEqualsScan) {
         rows += indexed[i]->size();
     }
     EXPECT_GT(rows, 1000U); // the cues do find memories
+// Hot-tier slots freed by deletes are reused by the next commit's rows while searches run on
+// other threads: the graph reads the tier's rows (it keeps no copy), so a search that re-ranked
+// an old node with the new occupant's row would return a wrong score under the old id. Every
+// hit must score the exact cosine of its own id's vector. Also in the TSan run.
+TEST(SharedStore, ConcurrentSlotReuseScoresTheCurrentVector) {
+    auto store = open_store("slot-reuse-under-search", false);
+    const auto unit_of = [](std::size_t n) {
+        std::mt19937 rng(static_cast<std::uint32_t>(n) + 17U);
+        auto v = random_vector(rng);
+        engine::simd::kernels().normalize(v.data(), kDim);
+        return v;
+    };
+    const auto insert_op = [&](std::size_t n) {
+        PendingOp op;
+        op.id = "r" + std::to_string(n);
+        op.episode.id = op.id;
+        op.episode.embedding = unit_of(n);
+        return op;
+    };
+    constexpr std::size_t kLive = 600;
+    std::vector<PendingOp> first;
+    for (std::size_t i = 0; i < kLive; ++i) {
+        first.push_back(insert_op(i));
+    }
+    ASSERT_TRUE(store->commit(first).is_ok());
+    store->wait_indexed();
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> checked{0};
+    std::atomic<std::size_t> wrong{0};
+    const auto searcher = [&](std::uint32_t seed) {
+        std::mt19937 rng(seed);
+        while (!stop.load()) {
+            auto q = random_vector(rng);
+            engine::simd::kernels().normalize(q.data(), kDim);
+            for (const auto& [id, score] : store->search(q.data(), 10, -1.0F, 20, nullptr)) {
+                const auto v = unit_of(std::stoul(id.substr(1)));
+                const float want = engine::simd::kernels().dot(q.data(), v.data(), kDim);
+                wrong += std::abs(want - score) <= 1e-5F ? 0 : 1;
+                ++checked;
+            }
+        }
+    };
+    std::thread a(searcher, 1U);
+    std::thread b(searcher, 2U);
+    // Each round deletes 50 of the oldest ids and stores 50 new ones into the freed slots.
+    std::size_t oldest = 0;
+    std::size_t next = kLive;
+    for (int round = 0; round < 40; ++round) {
+        std::vector<PendingOp> ops;
+        for (int i = 0; i < 50; ++i) {
+            PendingOp del;
+            del.kind = PendingOp::Kind::kDelete;
+            del.id = "r" + std::to_string(oldest++);
+            ops.push_back(del);
+        }
+        for (int i = 0; i < 50; ++i) {
+            ops.push_back(insert_op(next++));
+        }
+        ASSERT_TRUE(store->commit(ops).is_ok());
+        if (round % 8 == 7) {
+            store->wait_indexed(); // some rounds replace indexed nodes, others unindexed ones
+        }
+    }
+    while (checked.load() < 2000) {
+        std::this_thread::yield();
+    }
+    stop = true;
+    a.join();
+    b.join();
+    EXPECT_EQ(wrong.load(), 0U);
+    store->wait_indexed();
+    EXPECT_EQ(store->stats().indexed, kLive);
+    EXPECT_EQ(store->memory().hot().slots(), kLive); // freed slots were reused
 }
 
 } // namespace
