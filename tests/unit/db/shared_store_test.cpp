@@ -263,6 +263,8 @@ TEST(SharedStoreRecall, IndexedEqualsScan) {
         rows += indexed[i]->size();
     }
     EXPECT_GT(rows, 1000U); // the cues do find memories
+}
+
 // Hot-tier slots freed by deletes are reused by the next commit's rows while searches run on
 // other threads: the graph reads the tier's rows (it keeps no copy), so a search that re-ranked
 // an old node with the new occupant's row would return a wrong score under the old id. Every
