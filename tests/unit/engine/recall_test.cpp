@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
@@ -17,13 +16,6 @@
 
 namespace engram::engine {
 namespace {
-
-// Wall-clock limits are checked in optimised builds without sanitizers only.
-#if defined(NDEBUG) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-constexpr bool kTimed = true;
-#else
-constexpr bool kTimed = false;
-#endif
 
 // A store owning the text and vectors that MemoryViews point into.
 struct TestStore {
@@ -673,18 +665,12 @@ TEST(RecallScale, HundredThousandMemoriesWithManyBoostSources) {
     const auto idx = build_time_index(ctx.memories);
     RecallContext with = ctx;
     with.hot_by_time = idx;
-    const auto t0 = std::chrono::steady_clock::now();
     auto r = recall(temporal_between(500000, 510000, 0.8, 10), with); // 1001 sources
     auto r2 = recall(semantic_cue("nothing matches", 0.3, 10), with);
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     ASSERT_TRUE(r.is_ok() && r2.is_ok());
     ASSERT_EQ(r->size(), 10U);
     EXPECT_EQ((*r)[0].confidence, 1.0); // boosted to the cap
-    EXPECT_TRUE(r2->empty());
-    if (kTimed) {
-        EXPECT_LT(ms, 1000.0);
-    }
+    EXPECT_TRUE(r2->empty()); // its time: bench/recall_bench.py, engram_spread_bench
 }
 
 } // namespace

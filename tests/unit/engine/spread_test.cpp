@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
@@ -15,13 +14,6 @@
 
 namespace engram::engine {
 namespace {
-
-// Wall-clock limits are checked in optimised builds without sanitizers only.
-#if defined(NDEBUG) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-constexpr bool kTimed = true;
-#else
-constexpr bool kTimed = false;
-#endif
 
 std::vector<std::pair<std::uint32_t, float>> out_edges(const EdgeGraph& g, std::uint32_t v) {
     std::vector<std::pair<std::uint32_t, float>> out;
@@ -495,7 +487,6 @@ TEST(SpreadDifferential, BatchEqualsSingleAtOneAndAllThreads) {
 }
 
 TEST(SpreadScale, HundredThousandNodesMillionEdgesThreeHops) {
-    const auto t0 = std::chrono::steady_clock::now();
     std::mt19937 rng(2024);
     const std::uint32_t n = 100000;
     const auto edges = random_edges(rng, n, 1000000, 0.5F, 1.0F);
@@ -510,8 +501,6 @@ TEST(SpreadScale, HundredThousandNodesMillionEdgesThreeHops) {
     }
     tbb::task_arena all;
     const auto r = spread(g, seeds, 3, std::nullopt, &all);
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     ASSERT_GT(r.size(), 50U);
     for (const auto& x : r) {
         ASSERT_LE(x.depth, 3U);
@@ -519,10 +508,7 @@ TEST(SpreadScale, HundredThousandNodesMillionEdgesThreeHops) {
         ASSERT_LE(x.activation, 1.0);
     }
     EXPECT_EQ(r[0].activation, 1.0);
-    expect_identical(r, spread(g, seeds, 3), "no arena");
-    if (kTimed) {
-        EXPECT_LT(ms, 2000.0);
-    }
+    expect_identical(r, spread(g, seeds, 3), "no arena"); // its time: engram_spread_bench
 }
 
 } // namespace
