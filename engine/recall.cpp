@@ -306,7 +306,7 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
     switch (cue.kind) {
     case CueKind::kEmbedding: {
         // The nearest memories; more while the farthest of them is still a boost source.
-        std::size_t k = std::max<std::size_t>(4 * cue.max_results, 64);
+        std::size_t k = std::max<std::size_t>(4 * std::min(cue.max_results, kMaxNearest), 64);
         k = std::min(k, kMaxNearest);
         for (;;) {
             out->clear();
