@@ -104,14 +104,14 @@ struct Prepared {
     Prepared& operator=(const Prepared&) = delete;
     const Cue* cue = nullptr;
     std::size_t dim = 0;
-    std::vector<float> unit;                // embedding: the normalised cue
-    bool has_range = false;                 // context
-    bool has_location = false;              // context
-    int criteria = 0;                       // context
-    std::string lowered;                    // context: location; semantic: query
-    std::vector<std::string_view> qwords;   // semantic, views into `lowered`
-    bool words_can_pass = false;            // semantic
-    double lo = 0.0;                        // temporal bounds (per kind)
+    std::vector<float> unit;              // embedding: the normalised cue
+    bool has_range = false;               // context
+    bool has_location = false;            // context
+    int criteria = 0;                     // context
+    std::string lowered;                  // context: location; semantic: query
+    std::vector<std::string_view> qwords; // semantic, views into `lowered`
+    bool words_can_pass = false;          // semantic
+    double lo = 0.0;                      // temporal bounds (per kind)
     double hi = 0.0;
 };
 
@@ -283,8 +283,7 @@ std::optional<double> score(const Prepared& p, const MemoryView& m, std::string&
                 for (const auto& w : p.qwords) {
                     shared += has_word(buf, w) ? 1 : 0;
                 }
-                s = kWordScale * static_cast<double>(shared) /
-                    static_cast<double>(p.qwords.size());
+                s = kWordScale * static_cast<double>(shared) / static_cast<double>(p.qwords.size());
             }
         }
         break;
@@ -297,8 +296,7 @@ std::optional<double> score(const Prepared& p, const MemoryView& m, std::string&
 
 // Candidate numbers below store.indexed_limit() for the cue, from the store's finders; false
 // when the cue must read every memory. `out` is sorted and unique on success.
-bool find_candidates(const Prepared& p, const RecallStore& store,
-                     std::vector<std::uint32_t>* out) {
+bool find_candidates(const Prepared& p, const RecallStore& store, std::vector<std::uint32_t>* out) {
     const Cue& cue = *p.cue;
     out->clear();
     constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -320,8 +318,8 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
             MemoryView m;
             for (const std::uint32_t i : *out) {
                 if (store.get(i, &m) && m.unit != nullptr) {
-                    worst = std::min(
-                        worst, static_cast<double>(simd::kernels().dot(p.unit.data(), m.unit, p.dim)));
+                    worst = std::min(worst, static_cast<double>(
+                                                simd::kernels().dot(p.unit.data(), m.unit, p.dim)));
                 }
             }
             if (worst < kBoostSourceMin || worst < cue.threshold) {
@@ -391,9 +389,9 @@ bool find_candidates(const Prepared& p, const RecallStore& store,
         return false;
     }
     const std::uint32_t limit = store.indexed_limit();
-    out->erase(std::remove_if(out->begin(), out->end(),
-                              [limit](std::uint32_t i) { return i >= limit; }),
-               out->end());
+    out->erase(
+        std::remove_if(out->begin(), out->end(), [limit](std::uint32_t i) { return i >= limit; }),
+        out->end());
     std::sort(out->begin(), out->end());
     out->erase(std::unique(out->begin(), out->end()), out->end());
     return true;
@@ -438,7 +436,8 @@ Results score_all(const Prepared& p, const RecallStore& store, bool scan, bool* 
 // walked in rank order from the lowest.
 class RankSet {
 public:
-    explicit RankSet(std::size_t n) : words_((n + 63) / 64, 0), top_((words_.size() + 63) / 64, 0) {}
+    explicit RankSet(std::size_t n)
+        : words_((n + 63) / 64, 0), top_((words_.size() + 63) / 64, 0) {}
     void insert(std::size_t r) {
         words_[r / 64] |= std::uint64_t{1} << (r % 64);
         top_[r / 4096] |= std::uint64_t{1} << ((r / 64) % 64);
@@ -451,8 +450,7 @@ public:
         }
     }
     // Calls fn(rank) in increasing rank order until it returns false.
-    template <class Fn>
-    void for_each(Fn&& fn) const {
+    template <class Fn> void for_each(Fn&& fn) const {
         for (std::size_t t = 0; t < top_.size(); ++t) {
             for (std::uint64_t tw = top_[t]; tw != 0; tw &= tw - 1) {
                 const std::size_t wi = t * 64 + static_cast<std::size_t>(std::countr_zero(tw));
@@ -614,8 +612,9 @@ Result<Results> recall_impl(const Cue& cue, const RecallStore& store) {
         // Threshold 0 keeps every memory, at 0 when no rule or boost reaches it. The candidates
         // held every memory above 0 (a boost admits any target above 0, and adding to a 0 gives
         // the same sum); when they fill max_results the zeros cannot rank, else read them all.
-        const auto positive = static_cast<std::size_t>(std::count_if(
-            results.begin(), results.end(), [](const RecallResult& r) { return r.confidence > 0.0; }));
+        const auto positive = static_cast<std::size_t>(
+            std::count_if(results.begin(), results.end(),
+                          [](const RecallResult& r) { return r.confidence > 0.0; }));
         if (positive < cue.max_results) {
             results = score_all(prepared, store, true, &indexed);
             apply_boost(results, cue, store);

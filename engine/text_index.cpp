@@ -79,7 +79,8 @@ void TextIndex::set(std::uint32_t slot, std::string_view text) {
     thread_local std::vector<std::uint32_t> keys;
     keys.clear();
     for (std::size_t i = 0; i + 3 <= p.size(); ++i) {
-        keys.push_back(key_of(static_cast<unsigned char>(p[i]), static_cast<unsigned char>(p[i + 1]),
+        keys.push_back(key_of(static_cast<unsigned char>(p[i]),
+                              static_cast<unsigned char>(p[i + 1]),
                               static_cast<unsigned char>(p[i + 2])));
     }
     std::sort(keys.begin(), keys.end());
@@ -207,8 +208,8 @@ bool TextIndex::containing(std::string_view q, std::vector<std::uint32_t>* out) 
     if (m.size() == 2) {
         // Every position of a text starts a trigram (two separators pad the end).
         for (const unsigned char c : alphabet()) {
-            const auto it = grams_.find(key_of(static_cast<unsigned char>(m[0]),
-                                               static_cast<unsigned char>(m[1]), c));
+            const auto it = grams_.find(
+                key_of(static_cast<unsigned char>(m[0]), static_cast<unsigned char>(m[1]), c));
             if (it != grams_.end()) {
                 out->insert(out->end(), it->second.begin(), it->second.end());
             }
@@ -261,8 +262,8 @@ std::size_t TextIndex::memory_bytes() const noexcept {
                             sizeof(std::uint32_t);
     // Hash nodes: key, vector header and next pointer, plus the bucket array.
     bytes += grams_.bucket_count() * sizeof(void*) +
-             grams_.size() * (sizeof(std::uint32_t) + sizeof(std::vector<std::uint32_t>) +
-                              2 * sizeof(void*));
+             grams_.size() *
+                 (sizeof(std::uint32_t) + sizeof(std::vector<std::uint32_t>) + 2 * sizeof(void*));
     for (const auto& [key, list] : grams_) {
         bytes += list.capacity() * sizeof(std::uint32_t);
     }

@@ -8,10 +8,11 @@
 //   and a small `recent_`. set() inserts into recent_ (a memmove of recent_ only); when recent_
 //   outgrows max(4096, main_/32) the two are merged (O(n) once per n/32 inserts). remove()
 //   finds the slot's entry from the time recorded for it (binary search on (time, slot)) and
-//   erases it from recent_ or marks it dead in main_ (dead entries keep their place); dead entries are dropped at the next merge, or at once
-//   when they reach a quarter of main_. A visit walks both arrays in step, so it sees the live
-//   entries of a range in (time, slot) order, each once. NaN times are recorded (a slot has a
-//   time) but not ordered: no range contains them, as no comparison holds for them.
+//   erases it from recent_ or marks it dead in main_ (dead entries keep their place); dead entries
+//   are dropped at the next merge, or at once when they reach a quarter of main_. A visit walks
+//   both arrays in step, so it sees the live entries of a range in (time, slot) order, each once.
+//   NaN times are recorded (a slot has a time) but not ordered: no range contains them, as no
+//   comparison holds for them.
 //
 // Cost: set O(log n + |recent_|) amortised, remove O(log n), a visit O(log n + entries in range).
 // Memory: 16 bytes per entry plus 9 per slot.
@@ -35,8 +36,7 @@ public:
 
     // Calls fn(slot, time) for every slot with lo <= time <= hi, in (time, slot) order. fn returns
     // false to stop early.
-    template <class Fn>
-    void visit(double lo, double hi, Fn&& fn) const;
+    template <class Fn> void visit(double lo, double hi, Fn&& fn) const;
     // Slots with lo <= time <= hi; dead entries of main_ may be counted (an upper bound).
     std::size_t count(double lo, double hi) const;
 
@@ -61,8 +61,7 @@ private:
     std::size_t count_ = 0;
 };
 
-template <class Fn>
-void TimeIndex::visit(double lo, double hi, Fn&& fn) const {
+template <class Fn> void TimeIndex::visit(double lo, double hi, Fn&& fn) const {
     if (!(lo <= hi)) {
         return;
     }
@@ -90,9 +89,8 @@ void TimeIndex::visit(double lo, double hi, Fn&& fn) const {
         if (!has_main && !has_recent) {
             return;
         }
-        const Entry& e = (has_main && (!has_recent || before(main_[i], recent_[j])))
-                             ? main_[i++]
-                             : recent_[j++];
+        const Entry& e =
+            (has_main && (!has_recent || before(main_[i], recent_[j]))) ? main_[i++] : recent_[j++];
         if (!fn(e.slot, e.t)) {
             return;
         }

@@ -162,7 +162,6 @@ TEST(SharedStore, DeduplicatesThroughTheIndexAtAnyBatchSize) {
     EXPECT_EQ(dedups[1], 150);
 }
 
-
 // Recall through the store's indexes (words, substrings, locations, time order, the graph)
 // returns what reading every memory returns, bit for bit, after inserts, updates, deletes,
 // replacements and evictions that free and reuse slots — for every cue kind, with the boost.
@@ -177,11 +176,11 @@ TEST(SharedStoreRecall, IndexedEqualsScan) {
     ASSERT_TRUE(opened.is_ok()) << opened.status().message();
     auto store = opened.value();
     std::mt19937 rng(21);
-    const std::vector<std::string> words = {"coffee", "Ana",  "kitchen", "tea",   "ber",
-                                            "number", "77",   "café",    "x",     "na",
-                                            "rain",   "walk", "park",    "7",     "e"};
-    const std::vector<std::string> places = {"", "Kitchen", "the kitchen table", "Park",
-                                             "park bench", "Office", "o"};
+    const std::vector<std::string> words = {"coffee", "Ana",  "kitchen", "tea", "ber",
+                                            "number", "77",   "café",    "x",   "na",
+                                            "rain",   "walk", "park",    "7",   "e"};
+    const std::vector<std::string> places = {
+        "", "Kitchen", "the kitchen table", "Park", "park bench", "Office", "o"};
     auto text = [&](std::size_t n) {
         std::string t;
         for (std::size_t i = 0; i < n; ++i) {
@@ -230,9 +229,8 @@ TEST(SharedStoreRecall, IndexedEqualsScan) {
     ASSERT_GT(store->stats().cold, 0U);
     std::vector<engine::Cue> cues;
     for (const double thr : {0.0, 0.2, 0.5, 0.7, 0.75}) {
-        for (const char* q : {"coffee", "Ana kitchen", "number 77", "na", "e", "ber 7",
-                              "x", "coffee with Ana in the kitchen", "café-rain", "m12",
-                              "zzz"}) {
+        for (const char* q : {"coffee", "Ana kitchen", "number 77", "na", "e", "ber 7", "x",
+                              "coffee with Ana in the kitchen", "café-rain", "m12", "zzz"}) {
             cues.push_back(engine::semantic_cue(q, thr, 40));
         }
         cues.push_back(engine::context_cue(t0 + 1000, t0 + 4000, std::nullopt, thr, 40));

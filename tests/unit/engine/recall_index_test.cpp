@@ -40,8 +40,8 @@ TEST(TimeIndex, VisitsEveryLiveSlotOfARangeOnceInOrder) {
         if (step % 997 == 0) {
             const double lo = static_cast<double>(rng() % 500) - 50.0;
             const double hi = lo + static_cast<double>(rng() % 200);
-            for (const auto& [a, b] : {std::pair{lo, hi},
-                                      std::pair{-std::numeric_limits<double>::infinity(), hi}}) {
+            for (const auto& [a, b] :
+                 {std::pair{lo, hi}, std::pair{-std::numeric_limits<double>::infinity(), hi}}) {
                 std::vector<std::pair<double, std::uint32_t>> want;
                 for (const auto& [s, t] : model) {
                     if (t >= a && t <= b) {
@@ -101,8 +101,8 @@ bool has_word(const std::string& text, std::string_view w) {
 // Every slot a rule matches is a candidate (candidates may hold more), through rebuilds.
 TEST(TextIndex, CandidatesCoverEveryMatch) {
     std::mt19937 rng(9);
-    const std::vector<std::string> parts = {"Coffee", "ana", "na", " ", "-", "7", "77",
-                                            "café", "x", "NUMBER", ".", "ber"};
+    const std::vector<std::string> parts = {"Coffee", "ana",  "na", " ",      "-", "7",
+                                            "77",     "café", "x",  "NUMBER", ".", "ber"};
     auto text = [&] {
         std::string t;
         const std::size_t n = rng() % 5;

@@ -670,7 +670,7 @@ TEST(RecallScale, HundredThousandMemoriesWithManyBoostSources) {
     ASSERT_TRUE(r.is_ok() && r2.is_ok());
     ASSERT_EQ(r->size(), 10U);
     EXPECT_EQ((*r)[0].confidence, 1.0); // boosted to the cap
-    EXPECT_TRUE(r2->empty()); // its time: bench/recall_bench.py, engram_spread_bench
+    EXPECT_TRUE(r2->empty());           // its time: bench/recall_bench.py, engram_spread_bench
 }
 
 } // namespace
